@@ -1,0 +1,60 @@
+# specdetect developer targets. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP_FLAGS := -c constraints.txt
+RUNS := runs
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format bench bench-scale model repro-detect repro-gan repro-freqbias fuzz clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[1m%-15s\033[0m %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Install specdetect and its tools into .venv/ (no-op when current)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PIP_FLAGS) -e ".[dev,distributed]"
+	touch $(STAMP)
+
+demo: install ## Scan the bundled sample images and video with the shipped model
+	$(BIN)/specdetect scan samples/ --exit-zero
+
+test: install ## Run the test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check specdetect tests benchmarks scripts
+	$(BIN)/ruff format --check specdetect tests benchmarks scripts
+
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix specdetect tests benchmarks scripts
+	$(BIN)/ruff format specdetect tests benchmarks scripts
+
+bench: install ## Feature-extraction and spectral-loss benchmarks (ratios vs baselines)
+	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_gan.py
+
+bench-scale: install ## Scan 100,000 images single-process vs a local Dask cluster, with a killed worker
+	$(BIN)/python benchmarks/bench_scale.py
+
+model: install ## Rebuild the shipped default model in models/ from files in the repo
+	$(BIN)/python scripts/make_model.py
+
+repro-detect: install ## Paper's Table 1: accuracy vs training-set size, clean and JPEG
+	$(BIN)/python scripts/repro_detect.py --out $(RUNS)/repro-detect
+
+repro-gan: install ## DCGAN with/without spectral loss, transconv and nearest (long)
+	$(BIN)/python scripts/repro_gan.py --out $(RUNS)/repro-gan
+
+repro-freqbias: install ## Spatial frequency bias: baseline vs frequency-shifted generator (long)
+	$(BIN)/specdetect freq-bias --out $(RUNS)/freq-bias
+
+fuzz: install ## Fuzz the decoding boundary with hypothesis (and atheris if installed)
+	$(BIN)/python -m pytest -q fuzz
+
+clean: ## Remove the virtual environment, caches and run outputs
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis $(RUNS) bench-data

@@ -1,0 +1,3 @@
+from specdetect.cli import main
+
+main()

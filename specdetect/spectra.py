@@ -1,0 +1,379 @@
+"""Spectrum math: power spectrum, azimuthal integral, resampling, normalization.
+
+Pure functions, in two implementations with identical results:
+
+* a NumPy/SciPy reference (``power_spectrum``, ``azimuthal_integral``, ...)
+  that works on one image ``(H, W)`` or a batch ``(..., H, W)``;
+* a batched torch implementation (the ``*_torch`` functions) for GPUs and for
+  differentiable use (the GAN spectral loss). torch is imported lazily.
+
+Conventions (shared by both implementations)
+--------------------------------------------
+* The transform is ``rfft2`` over the last two axes with ``norm="ortho"``, so
+  the power ``|F|**2`` of stationary content does not depend on image size
+  (white noise of variance s**2 has power s**2 at every frequency).
+* Only the half-plane ``kx >= 0`` is computed; every column that stands for a
+  conjugate pair (``0 < kx < W/2``) is weighted 2, the others 1, so ring means
+  equal those of the full ``fft2`` plane and no ``fftshift`` is needed.
+* Radius is normalized frequency ``r = sqrt(fx**2 + fy**2)`` in cycles per
+  pixel per axis (``fx = kx / W``, ``fy = ky / H``), so non-square images need
+  no cropping or resizing. Rings are ``1 / min(H, W)`` wide: ring ``k`` holds
+  the frequencies with ``round(r * min(H, W)) == k``.
+* The DC term is ring 0 on its own; every other frequency goes to ring
+  ``>= 1`` even when it rounds to 0 (very elongated images).
+* Frequencies beyond the inscribed Nyquist circle ``r > 0.5`` (the corners)
+  are dropped by default.
+* Log power is ``10 * log10(power + eps)`` (decibels) with ``eps = 1e-10``.
+* Resampling interpolates the 1-D spectrum (never the image) linearly onto
+  ``bins`` radii evenly spaced over ``[0, 0.5]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import scipy.fft
+import scipy.sparse
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "LOG_EPS",
+    "NORMS",
+    "Norm",
+    "RingIndex",
+    "azimuthal_integral",
+    "azimuthal_integral_torch",
+    "log_power",
+    "log_power_torch",
+    "normalize_spectrum",
+    "normalize_spectrum_torch",
+    "power_spectrum",
+    "power_spectrum_torch",
+    "resample_matrix",
+    "resample_spectrum",
+    "resample_spectrum_torch",
+    "ring_index",
+]
+
+#: Added to the power before the logarithm so that zero power stays finite.
+LOG_EPS = 1e-10
+#: Coefficients whose magnitude is below this are not divided by.
+_TINY = 1e-12
+
+Norm = Literal["first", "minmax", "none"]
+NORMS: tuple[str, ...] = ("first", "minmax", "none")
+
+
+# --------------------------------------------------------------------------
+# Ring geometry (shared by both implementations, cached per shape)
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RingIndex:
+    """Where every half-plane frequency of an ``(H, W)`` image goes.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The image shape ``(H, W)``.
+    positions : ndarray of int64
+        Flat indices into the ``(H, W // 2 + 1)`` half-plane that are kept.
+    rings : ndarray of int64
+        Ring of each kept position.
+    coefficients : ndarray of float64
+        ``hermitian weight / ring weight total`` for each kept position, so a
+        ring mean is ``sum(values[positions] * coefficients)`` per ring.
+    radii : ndarray of float64
+        Centre radius of each ring in cycles per pixel (``k / min(H, W)``).
+    counts : ndarray of float64
+        Total hermitian weight of each ring (full-plane sample count).
+    """
+
+    shape: tuple[int, int]
+    positions: np.ndarray
+    rings: np.ndarray
+    coefficients: np.ndarray
+    radii: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def n_rings(self) -> int:
+        return len(self.radii)
+
+
+@lru_cache(maxsize=64)
+def ring_index(height: int, width: int, drop_corners: bool = True) -> RingIndex:
+    """Ring membership of the half-plane frequencies of an image of this shape.
+
+    Parameters
+    ----------
+    height, width : int
+        Image shape.
+    drop_corners : bool
+        Drop frequencies beyond the inscribed Nyquist circle (``r > 0.5``).
+
+    Returns
+    -------
+    RingIndex
+        Cached; computed once per shape.
+
+    Examples
+    --------
+    >>> idx = ring_index(8, 8)
+    >>> idx.n_rings, float(idx.radii[-1])
+    (5, 0.5)
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"image shape must be positive, got {(height, width)}")
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    radius = np.sqrt(fx**2 + fy**2)
+    ring_width = 1.0 / min(height, width)
+    ring = np.rint(radius / ring_width).astype(np.int64)
+    ring[radius > 0] = np.maximum(ring[radius > 0], 1)  # only DC in ring 0
+
+    # Columns 0 and (for even W) W/2 have no conjugate partner in the half-plane.
+    weight = np.full(radius.shape, 2.0)
+    weight[:, 0] = 1.0
+    if width % 2 == 0:
+        weight[:, -1] = 1.0
+
+    keep = radius <= 0.5 + 1e-12 if drop_corners else np.ones_like(radius, dtype=bool)
+    positions = np.flatnonzero(keep)
+    rings = ring.ravel()[positions]
+    weights = weight.ravel()[positions]
+    n_rings = int(rings.max()) + 1
+    counts = np.bincount(rings, weights=weights, minlength=n_rings)
+    present = counts > 0
+    # Renumber so that no ring is empty (rounding can skip one on tiny images).
+    renumber = np.cumsum(present) - 1
+    rings = renumber[rings]
+    radii = (np.arange(n_rings) * ring_width)[present]
+    counts = counts[present]
+    coefficients = weights / counts[rings]
+    for array in (positions, rings, coefficients, radii, counts):
+        array.setflags(write=False)
+    return RingIndex((height, width), positions, rings, coefficients, radii, counts)
+
+
+@lru_cache(maxsize=64)
+def _ring_matrix(height: int, width: int, drop_corners: bool) -> scipy.sparse.csr_matrix:
+    idx = ring_index(height, width, drop_corners)
+    n_values = height * (width // 2 + 1)
+    return scipy.sparse.csr_matrix(
+        (idx.coefficients, (idx.positions, idx.rings)), shape=(n_values, idx.n_rings)
+    )
+
+
+@lru_cache(maxsize=64)
+def resample_matrix(radii: tuple[float, ...], bins: int) -> np.ndarray:
+    """Linear-interpolation matrix from ring radii to ``bins`` radii on [0, 0.5].
+
+    ``spectrum @ resample_matrix(radii, bins)`` equals
+    ``np.interp(np.linspace(0, 0.5, bins), radii, spectrum)``: outside the ring
+    radii the end values are held.
+    """
+    eye = np.eye(len(radii))
+    targets = np.linspace(0.0, 0.5, bins)
+    return np.stack([np.interp(targets, radii, row) for row in eye])
+
+
+# --------------------------------------------------------------------------
+# NumPy reference
+# --------------------------------------------------------------------------
+def power_spectrum(image: np.ndarray) -> np.ndarray:
+    """Half-plane power spectrum ``|rfft2(image, norm="ortho")|**2``.
+
+    Parameters
+    ----------
+    image : ndarray, shape (..., H, W)
+        Grayscale image or batch of images.
+
+    Returns
+    -------
+    ndarray, shape (..., H, W // 2 + 1)
+        Power, float32 for float32 input, else float64.
+
+    Examples
+    --------
+    >>> float(power_spectrum(np.ones((4, 4)))[0, 0])
+    16.0
+    """
+    image = np.asarray(image)
+    if image.dtype != np.float32:
+        image = image.astype(np.float64)
+    spectrum = scipy.fft.rfft2(image, norm="ortho", workers=1)
+    return spectrum.real**2 + spectrum.imag**2
+
+
+def log_power(power: np.ndarray, eps: float = LOG_EPS) -> np.ndarray:
+    """Power in decibels, ``10 * log10(power + eps)``; finite for zero power."""
+    return 10.0 * np.log10(power + eps)
+
+
+def azimuthal_integral(values: np.ndarray, shape: tuple[int, int], drop_corners: bool = True):
+    """Mean of half-plane spectral values over rings of equal radial frequency.
+
+    Parameters
+    ----------
+    values : ndarray, shape (..., H, W // 2 + 1)
+        Half-plane values (power, or log power) of images of shape ``shape``.
+    shape : tuple of int
+        The image shape ``(H, W)`` (needed because ``W`` is ambiguous from the
+        half-plane width).
+    drop_corners : bool
+        Drop frequencies beyond the inscribed Nyquist circle.
+
+    Returns
+    -------
+    spectrum : ndarray, shape (..., n_rings)
+        Ring means; ring 0 is the DC term alone.
+    radii : ndarray, shape (n_rings,)
+        Ring radii in cycles per pixel.
+
+    Examples
+    --------
+    >>> spectrum, radii = azimuthal_integral(power_spectrum(np.ones((8, 8))), (8, 8))
+    >>> spectrum.round(6).tolist(), radii.tolist()
+    ([64.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.125, 0.25, 0.375, 0.5])
+    """
+    height, width = shape
+    idx = ring_index(height, width, drop_corners)
+    lead = values.shape[:-2]
+    flat = values.reshape(-1, height * (width // 2 + 1))
+    spectrum = np.asarray(flat @ _ring_matrix(height, width, drop_corners))
+    return spectrum.reshape(*lead, idx.n_rings).astype(values.dtype, copy=False), idx.radii
+
+
+def resample_spectrum(spectrum: np.ndarray, radii: np.ndarray, bins: int) -> np.ndarray:
+    """Interpolate 1-D spectra at ``radii`` onto ``bins`` radii evenly spaced in [0, 0.5].
+
+    Examples
+    --------
+    >>> resample_spectrum(np.array([0.0, 1.0]), np.array([0.0, 0.5]), 3).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    if bins < 2:
+        raise ValueError(f"bins must be at least 2, got {bins}")
+    return np.asarray(spectrum) @ resample_matrix(tuple(map(float, radii)), bins).astype(
+        spectrum.dtype, copy=False
+    )
+
+
+def normalize_spectrum(spectrum: np.ndarray, norm: Norm = "first") -> np.ndarray:
+    """Normalize 1-D spectra along the last axis.
+
+    Parameters
+    ----------
+    spectrum : ndarray, shape (..., n)
+    norm : {"first", "minmax", "none"}
+        ``first`` divides by the magnitude of the first (DC) coefficient, as in
+        Durall et al. (2020); ``minmax`` maps each spectrum onto [0, 1];
+        ``none`` returns the input. A first coefficient or range below 1e-12
+        is not divided by, so constant images give finite values.
+
+    Examples
+    --------
+    >>> normalize_spectrum(np.array([2.0, 1.0, 4.0]), "first").tolist()
+    [1.0, 0.5, 2.0]
+    >>> normalize_spectrum(np.array([2.0, 1.0, 4.0]), "minmax").tolist()
+    [0.3333333333333333, 0.0, 1.0]
+    """
+    if norm == "none":
+        return spectrum
+    if norm == "first":
+        scale = np.abs(spectrum[..., :1])
+        return spectrum / np.where(scale < _TINY, 1.0, scale)
+    if norm == "minmax":
+        low = spectrum.min(axis=-1, keepdims=True)
+        span = spectrum.max(axis=-1, keepdims=True) - low
+        return (spectrum - low) / np.where(span < _TINY, 1.0, span)
+    raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
+
+
+# --------------------------------------------------------------------------
+# Batched torch implementation (same conventions; differentiable)
+# --------------------------------------------------------------------------
+_TORCH_CACHE: dict = {}
+
+
+def _ring_tensors(shape: tuple[int, int], drop_corners: bool, device, dtype):
+    key = (shape, drop_corners, str(device), dtype)
+    if key not in _TORCH_CACHE:
+        import torch
+
+        idx = ring_index(shape[0], shape[1], drop_corners)
+        _TORCH_CACHE[key] = (
+            torch.tensor(idx.positions, device=device),
+            torch.tensor(idx.rings, device=device),
+            torch.tensor(idx.coefficients, device=device, dtype=dtype),
+            idx.radii,
+        )
+    return _TORCH_CACHE[key]
+
+
+def power_spectrum_torch(image: torch.Tensor) -> torch.Tensor:
+    """Torch twin of :func:`power_spectrum` for ``(..., H, W)`` tensors."""
+    import torch
+
+    spectrum = torch.fft.rfft2(image, norm="ortho")
+    return spectrum.real**2 + spectrum.imag**2
+
+
+def log_power_torch(power: torch.Tensor, eps: float = LOG_EPS) -> torch.Tensor:
+    """Torch twin of :func:`log_power`."""
+    import torch
+
+    return 10.0 * torch.log10(power + eps)
+
+
+def azimuthal_integral_torch(
+    values: torch.Tensor, shape: tuple[int, int], drop_corners: bool = True
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Torch twin of :func:`azimuthal_integral`; reduces with ``index_add_``.
+
+    Differentiable with respect to ``values``; the ring index is built once
+    per shape and device and cached.
+    """
+    import torch
+
+    height, width = shape
+    positions, rings, coefficients, radii = _ring_tensors(
+        (height, width), drop_corners, values.device, values.dtype
+    )
+    lead = values.shape[:-2]
+    flat = values.reshape(-1, height * (width // 2 + 1))
+    kept = flat[:, positions] * coefficients
+    out = torch.zeros(flat.shape[0], len(radii), device=values.device, dtype=values.dtype)
+    out = out.index_add(1, rings, kept)
+    return out.reshape(*lead, len(radii)), radii
+
+
+def resample_spectrum_torch(spectrum: torch.Tensor, radii: np.ndarray, bins: int) -> torch.Tensor:
+    """Torch twin of :func:`resample_spectrum` (a fixed matrix product)."""
+    import torch
+
+    if bins < 2:
+        raise ValueError(f"bins must be at least 2, got {bins}")
+    matrix = resample_matrix(tuple(map(float, radii)), bins)
+    return spectrum @ torch.as_tensor(matrix, device=spectrum.device, dtype=spectrum.dtype)
+
+
+def normalize_spectrum_torch(spectrum: torch.Tensor, norm: Norm = "first") -> torch.Tensor:
+    """Torch twin of :func:`normalize_spectrum`."""
+    import torch
+
+    if norm == "none":
+        return spectrum
+    if norm == "first":
+        scale = spectrum[..., :1].abs()
+        return spectrum / torch.where(scale < _TINY, torch.ones_like(scale), scale)
+    if norm == "minmax":
+        low = spectrum.amin(dim=-1, keepdim=True)
+        span = spectrum.amax(dim=-1, keepdim=True) - low
+        return (spectrum - low) / torch.where(span < _TINY, torch.ones_like(span), span)
+    raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
