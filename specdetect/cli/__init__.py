@@ -38,9 +38,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from specdetect.cli import detect, features, freqbias, gan
+    from specdetect.cli import detect, features, freqbias, gan, scan
 
-    for module in (features, detect, gan, freqbias):
+    for module in (features, detect, scan, gan, freqbias):
         module.register(app)
 
 
