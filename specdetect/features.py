@@ -9,6 +9,7 @@ are always computed the same way they were trained on.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,9 +19,17 @@ from specdetect import spectra
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["FeatureConfig", "features_numpy", "features_torch"]
+__all__ = ["N_HARMONICS", "FeatureConfig", "features_numpy", "features_torch", "harmonic_index"]
 
 SCALES = ("log", "linear")
+
+#: Frequencies ``(fy, fx)`` in cycles per pixel where x2 and x4 up-sampling
+#: put periodic peaks (replicas of the DC term); one of each conjugate pair.
+HARMONICS = (
+    (0.0, 0.25), (0.0, 0.5), (0.25, 0.0), (0.5, 0.0), (0.25, 0.25),
+    (-0.25, 0.25), (0.25, 0.5), (-0.25, 0.5), (0.5, 0.25), (0.5, 0.5),
+)  # fmt: skip
+N_HARMONICS = len(HARMONICS)
 
 
 @dataclass(frozen=True)
@@ -39,12 +48,19 @@ class FeatureConfig:
         ``20 log|F|``); ``linear`` averages the power itself.
     drop_corners : bool
         Drop frequencies beyond the inscribed Nyquist circle.
+    harmonics : bool
+        Append :data:`N_HARMONICS` peak contrasts at the up-sampling
+        harmonics (see :func:`harmonic_index`): the decibel level at each of
+        the positions ``{0, 1/4, 1/2}`` cycles per pixel along and between
+        the axes, over the level of its neighbourhood. The azimuthal mean
+        averages these fixed-position peaks away.
     """
 
     bins: int = 64
     norm: str = "first"
     scale: str = "log"
     drop_corners: bool = True
+    harmonics: bool = False
 
     def __post_init__(self):
         if self.bins < 2:
@@ -57,7 +73,7 @@ class FeatureConfig:
     @property
     def n_features(self) -> int:
         """Length of the feature vector."""
-        return self.bins
+        return self.bins + (N_HARMONICS if self.harmonics else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +88,43 @@ class FeatureConfig:
         return cls(**data)
 
 
+@lru_cache(maxsize=64)
+def harmonic_index(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Half-plane positions of the peak and neighbourhood bins of each harmonic.
+
+    For each frequency in :data:`HARMONICS`, the peak is the 3x3 block of
+    bins nearest to it and the neighbourhood the 16 bins of the 5x5 ring
+    around that block. Bins with ``kx < 0`` are mapped to their conjugate
+    partner in the half-plane (equal power); indices wrap on tiny images.
+
+    Returns
+    -------
+    peak : ndarray of int64, shape (N_HARMONICS, 9)
+    ring : ndarray of int64, shape (N_HARMONICS, 16)
+        Flat indices into the ``(H, W // 2 + 1)`` half-plane.
+    """
+    half = width // 2 + 1
+    offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
+    inner = [o for o in offsets if max(abs(o[0]), abs(o[1])) <= 1]
+    outer = [o for o in offsets if max(abs(o[0]), abs(o[1])) == 2]
+
+    def flat(ky: int, kx: int) -> int:
+        ky, kx = ky % height, kx % width
+        if kx >= half:  # conjugate partner: (-ky, -kx)
+            ky, kx = (-ky) % height, (-kx) % width
+        return ky * half + kx
+
+    peak, ring = [], []
+    for fy, fx in HARMONICS:
+        cy, cx = int(round(fy * height)), int(round(fx * width))
+        peak.append([flat(cy + dy, cx + dx) for dy, dx in inner])
+        ring.append([flat(cy + dy, cx + dx) for dy, dx in outer])
+    peak_array, ring_array = np.array(peak, np.int64), np.array(ring, np.int64)
+    peak_array.setflags(write=False)
+    ring_array.setflags(write=False)
+    return peak_array, ring_array
+
+
 def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Feature vectors of one luma image ``(H, W)`` or a batch ``(B, H, W)``.
 
@@ -84,20 +137,35 @@ def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) 
     """
     images = np.asarray(images)
     shape = images.shape[-2:]
-    values = spectra.power_spectrum(images)
-    if config.scale == "log":
-        values = spectra.log_power(values)
+    power = spectra.power_spectrum(images)
+    values = spectra.log_power(power) if config.scale == "log" else power
     ring_means, radii = spectra.azimuthal_integral(values, shape, config.drop_corners)
     resampled = spectra.resample_spectrum(ring_means, radii, config.bins)
-    return spectra.normalize_spectrum(resampled, config.norm).astype(np.float32)
+    out = spectra.normalize_spectrum(resampled, config.norm)
+    if config.harmonics:
+        decibels = values if config.scale == "log" else spectra.log_power(power)
+        flat = decibels.reshape(*decibels.shape[:-2], -1)
+        peak, ring = harmonic_index(*shape)
+        contrast = flat[..., peak].mean(-1) - flat[..., ring].mean(-1)
+        # Decibels are large numbers; a tenth keeps them near the spectrum's scale.
+        out = np.concatenate([out, 0.1 * contrast.astype(out.dtype)], axis=-1)
+    return out.astype(np.float32)
 
 
 def features_torch(images: torch.Tensor, config: FeatureConfig = FeatureConfig()) -> torch.Tensor:
     """Torch twin of :func:`features_numpy` for a batch ``(B, H, W)`` on any device."""
+    import torch
+
     shape = tuple(images.shape[-2:])
-    values = spectra.power_spectrum_torch(images)
-    if config.scale == "log":
-        values = spectra.log_power_torch(values)
+    power = spectra.power_spectrum_torch(images)
+    values = spectra.log_power_torch(power) if config.scale == "log" else power
     ring_means, radii = spectra.azimuthal_integral_torch(values, shape, config.drop_corners)
     resampled = spectra.resample_spectrum_torch(ring_means, radii, config.bins)
-    return spectra.normalize_spectrum_torch(resampled, config.norm)
+    out = spectra.normalize_spectrum_torch(resampled, config.norm)
+    if config.harmonics:
+        decibels = values if config.scale == "log" else spectra.log_power_torch(power)
+        flat = decibels.reshape(*decibels.shape[:-2], -1)
+        peak, ring = (torch.tensor(i, device=flat.device) for i in harmonic_index(*shape))
+        contrast = flat[..., peak].mean(-1) - flat[..., ring].mean(-1)
+        out = torch.cat([out, 0.1 * contrast.to(out.dtype)], dim=-1)
+    return out
