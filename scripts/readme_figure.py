@@ -59,7 +59,9 @@ def main() -> None:
     }
     radii = np.linspace(0, 0.5, config.bins)
     figure, axis = plt.subplots(figsize=(7, 4), dpi=120)
-    for (label, images), colour in zip(groups.items(), ["black", "tab:red", "tab:blue"], strict=True):
+    for (label, images), colour in zip(
+        groups.items(), ["black", "tab:red", "tab:blue"], strict=True
+    ):
         spectra = features_numpy(np.stack(images), config)
         mean, std = spectra.mean(0), spectra.std(0)
         axis.plot(radii, mean, color=colour, label=f"{label} (n={len(images)})")
