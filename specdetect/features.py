@@ -19,7 +19,15 @@ from specdetect import spectra
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["N_HARMONICS", "FeatureConfig", "features_numpy", "features_torch", "harmonic_index"]
+__all__ = [
+    "MODEL_DEFAULT",
+    "NORMS",
+    "N_HARMONICS",
+    "FeatureConfig",
+    "features_numpy",
+    "features_torch",
+    "harmonic_index",
+]
 
 SCALES = ("log", "linear")
 
@@ -31,6 +39,9 @@ HARMONICS = (
 )  # fmt: skip
 N_HARMONICS = len(HARMONICS)
 
+#: Normalizations: those of :mod:`specdetect.spectra` plus ``center``.
+NORMS = (*spectra.NORMS, "center")
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -40,9 +51,15 @@ class FeatureConfig:
     ----------
     bins : int
         Length of the resampled 1-D spectrum (default 64).
-    norm : {"first", "minmax", "none"}
-        Normalization of the resampled spectrum (see
-        :func:`specdetect.spectra.normalize_spectrum`).
+    norm : {"first", "minmax", "none", "center"}
+        Normalization of the resampled spectrum: see
+        :func:`specdetect.spectra.normalize_spectrum` for the first three;
+        ``center`` subtracts the mean of bins ``1..`` from every bin (and
+        gives tenths of the values, bels for ``scale="log"``). The
+        paper's ``first`` divides by the DC term, whose decibel value grows
+        with brightness and image size, so it mixes those into every bin;
+        ``center`` keeps only the shape of the spectrum (see
+        ``models/README.md`` for the comparison on held-apart photos).
     scale : {"log", "linear"}
         ``log`` takes decibels of the power before the ring mean (the paper's
         ``20 log|F|``); ``linear`` averages the power itself.
@@ -65,8 +82,8 @@ class FeatureConfig:
     def __post_init__(self):
         if self.bins < 2:
             raise ValueError(f"bins must be at least 2, got {self.bins}")
-        if self.norm not in spectra.NORMS:
-            raise ValueError(f"norm must be one of {spectra.NORMS}, got {self.norm!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
 
@@ -141,7 +158,11 @@ def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) 
     values = spectra.log_power(power) if config.scale == "log" else power
     ring_means, radii = spectra.azimuthal_integral(values, shape, config.drop_corners)
     resampled = spectra.resample_spectrum(ring_means, radii, config.bins)
-    out = spectra.normalize_spectrum(resampled, config.norm)
+    if config.norm == "center":
+        # Tenths of the decibel values keep float32 rounding below 1e-5.
+        out = 0.1 * (resampled - resampled[..., 1:].mean(axis=-1, keepdims=True))
+    else:
+        out = spectra.normalize_spectrum(resampled, config.norm)
     if config.harmonics:
         decibels = values if config.scale == "log" else spectra.log_power(power)
         flat = decibels.reshape(*decibels.shape[:-2], -1)
@@ -161,7 +182,10 @@ def features_torch(images: torch.Tensor, config: FeatureConfig = FeatureConfig()
     values = spectra.log_power_torch(power) if config.scale == "log" else power
     ring_means, radii = spectra.azimuthal_integral_torch(values, shape, config.drop_corners)
     resampled = spectra.resample_spectrum_torch(ring_means, radii, config.bins)
-    out = spectra.normalize_spectrum_torch(resampled, config.norm)
+    if config.norm == "center":
+        out = 0.1 * (resampled - resampled[..., 1:].mean(dim=-1, keepdim=True))
+    else:
+        out = spectra.normalize_spectrum_torch(resampled, config.norm)
     if config.harmonics:
         decibels = values if config.scale == "log" else spectra.log_power_torch(power)
         flat = decibels.reshape(*decibels.shape[:-2], -1)
@@ -169,3 +193,9 @@ def features_torch(images: torch.Tensor, config: FeatureConfig = FeatureConfig()
         contrast = flat[..., peak].mean(-1) - flat[..., ring].mean(-1)
         out = torch.cat([out, 0.1 * contrast.to(out.dtype)], dim=-1)
     return out
+
+
+#: Feature settings for new models (``specdetect train``, ``Detector()``):
+#: the paper's recipe with ``norm="center"``, which wins on held-apart
+#: photos (``make repro-detect``). ``FeatureConfig()`` stays the paper's recipe.
+MODEL_DEFAULT = FeatureConfig(norm="center")

@@ -1,0 +1,200 @@
+"""Model files that are safe to load.
+
+A model is one ``.skops`` file (a zip archive of JSON and ``.npy`` arrays
+written by :mod:`skops.io`) holding a plain dict:
+
+``format`` / ``format_version``
+    ``"specdetect-model"`` and :data:`FORMAT_VERSION`; anything else is refused.
+``estimator``
+    The fitted scikit-learn pipeline.
+``params`` / ``feature_config`` / ``summary``
+    JSON text: the detector's parameters, the feature settings, and the
+    training summary (counts, cross-validated metrics, threshold, versions).
+``threshold``, ``n_features``, ``fake_cluster``, ``reference``
+    The fitted state of :class:`~specdetect.detect.Detector`.
+
+Loading never executes code from the file: skops rebuilds only the types in
+:data:`TRUSTED_TYPES`, a fixed list written here (never taken from the file),
+and no pickle is ever involved. Everything that is not exactly such a file —
+a pickle, a truncated or edited archive, another program's model, another
+format version — raises :class:`ModelError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "TRUSTED_TYPES",
+    "ModelError",
+    "default_model_path",
+    "load_model",
+    "save_model",
+]
+
+FORMAT = "specdetect-model"
+FORMAT_VERSION = 1
+
+#: The only non-builtin types a model file may contain (skops trusts
+#: builtins and numpy arrays on its own). Written by hand, never read from
+#: a file: feeding a file's own list back would trust whatever it contains.
+TRUSTED_TYPES: list[str] = [
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.svm._classes.SVC",
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.model_selection._split.StratifiedKFold",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.cluster._kmeans.KMeans",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.int32",
+]
+
+_PARAMS = ("method", "seed", "cv", "C", "gamma")
+
+
+class ModelError(Exception):
+    """A model file cannot be used. ``str(err)`` is one line naming the file."""
+
+
+def default_model_path() -> Path:
+    """The shipped model, ``<repo>/models/default.skops``."""
+    return Path(__file__).resolve().parents[2] / "models" / "default.skops"
+
+
+def save_model(detector, path: str | os.PathLike) -> None:
+    """Write a fitted :class:`~specdetect.detect.Detector` to one file, atomically."""
+    import skops.io
+
+    from specdetect.atomic import atomic_write
+
+    for name in ("estimator_", "threshold_", "summary_"):
+        if not hasattr(detector, name):
+            raise ValueError("only a fitted Detector can be saved")
+    reference = getattr(detector, "reference_", None)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "params": json.dumps({name: getattr(detector, name) for name in _PARAMS}),
+        "feature_config": json.dumps(detector.feature_config.to_dict()),
+        "summary": json.dumps(detector.summary_),
+        "threshold": float(detector.threshold_),
+        "n_features": int(detector.n_features_in_),
+        "fake_cluster": int(detector.fake_cluster_) if hasattr(detector, "fake_cluster_") else -1,
+        "reference": None if reference is None else np.asarray(reference, dtype=np.float64),
+        "estimator": detector.estimator_,
+    }
+    data = skops.io.dumps(payload, compression=zipfile.ZIP_DEFLATED)
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
+
+
+def load_model(path: str | os.PathLike):
+    """Read a model written by :func:`save_model`.
+
+    Raises
+    ------
+    ModelError
+        Missing, unreadable, not a specdetect model, wrong format version,
+        carrying types outside :data:`TRUSTED_TYPES`, or inconsistent.
+    """
+    import skops.io
+
+    from specdetect.detect.detector import METHODS, Detector
+    from specdetect.features import FeatureConfig
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model file ({exc.strerror or exc})") from None
+    if not data.startswith(b"PK\x03\x04"):
+        kind = "a pickle file" if data[:1] == b"\x80" else "not a zip archive"
+        raise ModelError(f"{path}: not a specdetect model file ({kind}); refusing to load it")
+    try:
+        untrusted = skops.io.get_untrusted_types(data=data)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
+        raise ModelError(f"{path}: corrupt or truncated model file ({_short(exc)})") from None
+    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if refused:
+        raise ModelError(
+            f"{path}: model file contains untrusted types "
+            f"{', '.join(refused[:5])}; refusing to load it"
+        )
+    try:
+        payload = skops.io.loads(data, trusted=TRUSTED_TYPES)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}: corrupt or tampered model file ({_short(exc)})") from None
+
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a specdetect model file")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelError(
+            f"{path}: model format version {version!r} is not supported "
+            f"(this specdetect reads version {FORMAT_VERSION}); retrain or upgrade"
+        )
+    try:
+        params = json.loads(payload["params"])
+        config = FeatureConfig.from_dict(json.loads(payload["feature_config"]))
+        summary = json.loads(payload["summary"])
+        if set(params) != set(_PARAMS) or params["method"] not in METHODS:
+            raise ValueError("bad detector parameters")
+        detector = Detector(feature_config=config, **params)
+        detector.estimator_ = payload["estimator"]
+        detector.threshold_ = float(payload["threshold"])
+        detector.n_features_in_ = int(payload["n_features"])
+        detector.summary_ = summary
+        detector.classes_ = np.array([0, 1])
+        if detector.method == "kmeans":
+            detector.fake_cluster_ = int(payload["fake_cluster"])
+            detector.reference_ = np.asarray(payload["reference"], dtype=np.float64)
+            if detector.fake_cluster_ not in (0, 1):
+                raise ValueError("bad k-means cluster name")
+        _check_consistent(detector)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"{path}: inconsistent model file ({_short(exc)})") from None
+    return detector
+
+
+def _check_consistent(detector) -> None:
+    """Refuse a file whose parts do not fit together (edited by hand, mixed up)."""
+    from sklearn.base import is_classifier
+
+    expected = {"svm": "CalibratedClassifierCV", "logreg": "Pipeline", "kmeans": "Pipeline"}
+    if type(detector.estimator_).__name__ != expected[detector.method]:
+        raise ValueError(f"estimator does not match method {detector.method!r}")
+    if detector.method != "kmeans" and not is_classifier(detector.estimator_):
+        raise ValueError("estimator is not a classifier")
+    if detector.n_features_in_ != detector.feature_config.n_features:
+        raise ValueError("feature count does not match the feature settings")
+    if getattr(detector.estimator_, "n_features_in_", detector.n_features_in_) != (
+        detector.n_features_in_
+    ):
+        raise ValueError("estimator feature count does not match")
+    if not 0.0 <= detector.threshold_ <= 1.0:
+        raise ValueError("threshold outside [0, 1]")
+    # A dry run: a tampered estimator that cannot predict is caught here,
+    # not in the middle of a scan.
+    probe = np.zeros((1, detector.n_features_in_))
+    proba = detector.predict_proba(probe)
+    if proba.shape != (1, 2) or not np.all(np.isfinite(proba)):
+        raise ValueError("estimator gives no valid probabilities")
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
