@@ -1,7 +1,9 @@
 """Rebuild the shipped default model, models/default.skops, from files in the repo.
 
-Real: random crops of 64-256 px of the photo crops in data/real, clean and
-re-encoded as JPEG q90 / q75. Fake: other crops of the same photos passed
+Real: random crops of 64-256 px of the photo crops in data/real, half from
+the native-resolution crops (``*__crop*.png``) and half from the photos
+scaled down by 2 or more (``*__down*.png``), clean and re-encoded as JPEG
+q90 / q75. Fake: other crops of the same files passed
 through specdetect.synth.make_fake (transposed convolution, nearest and
 bilinear up-sampling with random learned-like kernels), clean and JPEG
 re-encoded the same way. Features: specdetect.features.MODEL_DEFAULT; method:
@@ -45,12 +47,18 @@ def jpeg_gray(image: np.ndarray, quality: int | None) -> np.ndarray:
     )
 
 
+VARIANTS = {"native": "__crop", "down": "__down"}
+
+
 def build(real_dir: Path, per_size: int, seed: int):
-    """Feature rows with labels, source groups, sizes and JPEG qualities."""
+    """Feature rows with labels, source groups, sizes, JPEG qualities and variants."""
     rng = np.random.default_rng(seed)
-    rows, labels, groups, sizes, qualities = [], [], [], [], []
+    rows, labels, groups, sizes, qualities, variants = [], [], [], [], [], []
     index = 0
     for path in sorted(real_dir.glob("*.png")):
+        variant = next((v for v, tag in VARIANTS.items() if tag in path.name), None)
+        if variant is None:
+            continue
         photo = np.asarray(Image.open(path).convert("L"))
         for size in SIZES:
             for crop in random_crops(photo, rng, 2 * per_size, size):
@@ -65,6 +73,7 @@ def build(real_dir: Path, per_size: int, seed: int):
                 groups.append(source_group(path.name))
                 sizes.append(size)
                 qualities.append(quality or 0)
+                variants.append(variant)
                 index += 1
     return (
         np.stack(rows),
@@ -72,10 +81,11 @@ def build(real_dir: Path, per_size: int, seed: int):
         np.array(groups),
         np.array(sizes),
         np.array(qualities),
+        np.array(variants),
     )
 
 
-def held_apart_check(X, y, groups, sizes, qualities, seed: int) -> dict:
+def held_apart_check(X, y, groups, sizes, qualities, variants, seed: int) -> dict:
     """Train on half the source groups, test on the rest; accuracy per slice."""
     rng = np.random.default_rng(seed)
     names = np.unique(groups)
@@ -89,6 +99,10 @@ def held_apart_check(X, y, groups, sizes, qualities, seed: int) -> dict:
     for quality in QUALITIES:
         key = f"jpeg q{quality}" if quality else "clean"
         report[key] = float(correct[qualities[test] == (quality or 0)].mean())
+    for variant in VARIANTS:
+        is_real = (y[test] == 0) & (variants[test] == variant)
+        if is_real.any():
+            report[f"real {variant}"] = float(correct[is_real].mean())
     report["real"] = float(correct[y[test] == 0].mean())
     report["fake"] = float(correct[y[test] == 1].mean())
     return report
@@ -98,16 +112,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, default=REPO / "data" / "real")
     parser.add_argument("--out", type=Path, default=REPO / "models" / "default.skops")
-    parser.add_argument("--per-size", type=int, default=6, help="Real (and fake) crops per size.")
+    parser.add_argument(
+        "--per-size", type=int, default=4, help="Real (and fake) crops per file and size."
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    X, y, groups, sizes, qualities = build(args.real, args.per_size, args.seed)
+    X, y, groups, sizes, qualities, variants = build(args.real, args.per_size, args.seed)
     print(f"{int((y == 0).sum())} real and {int((y == 1).sum())} fake crops", file=sys.stderr)
-    check = held_apart_check(X, y, groups, sizes, qualities, args.seed)
+    check = held_apart_check(X, y, groups, sizes, qualities, variants, args.seed)
     detector = Detector("svm", MODEL_DEFAULT, seed=args.seed, cv=5).fit(X, y)
     detector.summary_["training_data"] = (
-        "data/real crops 64-256 px (clean, JPEG q90, q75) vs synth.make_fake "
+        "data/real crops 64-256 px, native and scaled down >= 2x (clean, JPEG q90, q75) "
+        "vs synth.make_fake "
         "(transconv, nearest, bilinear) of other crops, same JPEG mix"
     )
     detector.summary_["held_apart_by_source_group"] = check

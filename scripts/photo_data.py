@@ -58,6 +58,30 @@ def random_crops(image: np.ndarray, rng: np.random.Generator, n: int, size: int)
     return out
 
 
+def downscaled_crops(
+    image: np.ndarray, rng: np.random.Generator, n: int, size: int, factors=(2.0, 3.0)
+) -> list:
+    """Crops of ``size * f`` pixels (``f`` uniform in ``factors``) scaled to ``size``.
+
+    PIL's Lanczos filter anti-aliases, so down-scaling by 2 or more removes
+    what the photo's own history (up-scaling, smoothing, demosaicking)
+    left at high frequencies: the look of most real photographs on the web,
+    which are camera pictures scaled down. Empty when the photo is too small.
+    """
+    height, width = image.shape[:2]
+    top = min(factors[1], height / size, width / size)
+    if top < factors[0]:
+        return []
+    out = []
+    for _ in range(n):
+        side = int(round(size * rng.uniform(factors[0], top)))
+        y = int(rng.integers(0, height - side + 1))
+        x = int(rng.integers(0, width - side + 1))
+        region = Image.fromarray(np.ascontiguousarray(image[y : y + side, x : x + side]))
+        out.append(np.asarray(region.resize((size, size), Image.LANCZOS)))
+    return out
+
+
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
@@ -99,6 +123,44 @@ def derive_real_crops(photos: Path, out: Path, size: int = 256) -> list[dict]:
                 "source": path.name,
                 "box": (left, top, side),
                 "group": source_group(path.name),
+            }
+        )
+    return records
+
+
+def derive_downscaled_crops(photos: Path, out: Path, size: int = 256) -> list[dict]:
+    """Whole-photo centre squares scaled down by at least 2, as grayscale PNG.
+
+    The largest centred square of each photo is scaled (Lanczos, which
+    anti-aliases) to ``min(size, side // 2)`` pixels; photos whose result
+    would be under 128 px are skipped. These are the "real, scaled down"
+    half of the real training pool of ``make model``. Returns one record per
+    file for SOURCES.md.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for path in sorted(photos.iterdir()):
+        if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            continue
+        if path.name.startswith("libjxl__flower.png."):
+            continue  # same photo as libjxl__flower.png
+        image = Image.open(path).convert("L")
+        width, height = image.size
+        side = min(width, height)
+        target = min(size, side // 2)
+        if target < 128:
+            continue
+        left, top = (width - side) // 2, (height - side) // 2
+        square = image.crop((left, top, left + side, top + side))
+        name = f"{path.stem.replace('.', '_')}__down{target}.png"
+        square.resize((target, target), Image.LANCZOS).save(out / name, optimize=True)
+        records.append(
+            {
+                "file": name,
+                "source": path.name,
+                "box": (left, top, side),
+                "group": source_group(path.name),
+                "factor": side / target,
             }
         )
     return records

@@ -6,7 +6,7 @@ from sklearn.base import clone
 
 from specdetect.detect import Detector
 from specdetect.detect.evaluate import binary_metrics, choose_threshold
-from specdetect.features import FeatureConfig, features_numpy
+from specdetect.features import MODEL_DEFAULT, FeatureConfig, features_numpy
 from specdetect.synth import FAKE_METHODS, make_fake
 
 CONFIG = FeatureConfig(bins=16, norm="center")
@@ -64,13 +64,14 @@ def test_seeded_fits_are_identical_and_clone_works(data):
 
 def test_default_feature_config_is_filled_at_fit(data):
     X, y = data
-    with pytest.raises(ValueError, match="expects 64 features"):
+    width = MODEL_DEFAULT.n_features
+    with pytest.raises(ValueError, match=f"expects {width} features"):
         # Fitting succeeds on any width; predicting checks the model's width.
         Detector("logreg", cv=0).fit(
-            np.zeros((4, 64)) + np.arange(4)[:, None], [0, 0, 1, 1]
+            np.zeros((4, width)) + np.arange(4)[:, None], [0, 0, 1, 1]
         ).predict(X)
-    model = Detector("logreg", cv=0).fit(np.random.default_rng(0).random((6, 64)), [0, 1] * 3)
-    assert model.feature_config is not None and model.feature_config.n_features == 64
+    model = Detector("logreg", cv=0).fit(np.random.default_rng(0).random((6, width)), [0, 1] * 3)
+    assert model.feature_config == MODEL_DEFAULT
 
 
 def test_kmeans_label_swap_is_handled(data):
@@ -122,3 +123,17 @@ def test_metrics_and_threshold():
     assert choose_threshold(y, np.array([0.6, 0.62, 0.65, 0.8, 0.85, 0.9])) == pytest.approx(0.725)
     separated = choose_threshold(np.array([0, 0, 1, 1]), np.array([0.01, 0.02, 0.03, 0.04]))
     assert 0.02 < separated < 0.03
+
+
+def test_kmeans_reference_rule_with_coherence_features():
+    """The unlabelled naming rule also holds for the model default's extra features."""
+    config = FeatureConfig(bins=16, norm="center", coherence=True)
+    rng = np.random.default_rng(1)
+    reals = [_noise(rng) for _ in range(20)]
+    fakes = [make_fake(_noise(rng), rng, FAKE_METHODS[i % 3]) for i in range(20)]
+    X = features_numpy(np.stack(reals + fakes).astype(np.float32), config)
+    y = np.r_[np.zeros(20, int), np.ones(20, int)]
+    for seed in range(3):
+        model = Detector("kmeans", config, seed=seed).fit(X[::-1] if seed % 2 else X)
+        assert model.reference_.shape == (config.n_features,)
+        assert np.mean(model.predict(X) == y) >= 0.9
