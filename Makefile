@@ -7,7 +7,7 @@ PIP_FLAGS := -c constraints.txt
 RUNS := runs
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format bench bench-scale model repro-detect repro-gan repro-freqbias fuzz clean
+.PHONY: help install demo test lint format bench bench-scan bench-scale model repro-detect repro-gan repro-freqbias fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[1m%-15s\033[0m %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ format: install ## Apply ruff fixes and formatting
 bench: install ## Feature-extraction and spectral-loss benchmarks (ratios vs baselines)
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_gan.py
+
+bench-scan: install ## specdetect scan vs specdetect features on 10,000 small images (speed, memory)
+	$(BIN)/python benchmarks/bench_scan.py
 
 bench-scale: install ## Scan 100,000 images single-process vs a local Dask cluster, with a killed worker
 	$(BIN)/python benchmarks/bench_scale.py
