@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.fft
-import scipy.ndimage
 
 from specdetect import spectra
 
@@ -48,11 +47,11 @@ N_HARMONICS = len(HARMONICS)
 #: and both, times radial bands of the base frequency (see
 #: :func:`coherence_numpy`).
 COHERENCE_BANDS = 4
-COHERENCE_BOX = 5  # side of the frequency neighbourhood the coherence is averaged over
+COHERENCE_BLOCK = 4  # side of the frequency blocks the coherence is averaged over
 N_COHERENCE = 3 * COHERENCE_BANDS
-# Added to the coherence denominator, in power units of the orthonormal DFT:
-# far below the noise floor of any 8-bit image (1/12 per bin), far above the
-# float32 rounding of a constant image's spectrum.
+# Added to the coherence denominator, in power units of the orthonormal DFT
+# per bin: far below the noise floor of any 8-bit image (1/12 per bin), far
+# above the float32 rounding of a constant image's spectrum.
 _COHERENCE_EPS = 1e-3
 
 #: Normalizations: those of :mod:`specdetect.spectra` plus ``center``.
@@ -172,49 +171,146 @@ def harmonic_index(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=64)
-def coherence_plan(height: int, width: int) -> tuple[tuple[tuple[int, int], ...], np.ndarray]:
-    """Half-sampling-rate shifts and radial-band averaging matrix for a shape.
+def coherence_plan(height: int, width: int) -> tuple[np.ndarray, int, int, np.ndarray]:
+    """Frequency blocks, their half-rate partners and band weights for a shape.
+
+    The spectrum is the ``rfft2`` half plane ``F`` of ``(H, W // 2 + 1)``
+    bins, flattened to ``N`` values and extended to ``[F, conj(F), 0]``
+    (``2N + 1`` values). For each shift ``s`` by half the sampling rate
+    (``(H//2, 0)``, ``(0, W//2)``, ``(H//2, W//2)``), the base frequencies
+    ``f`` are a rectangle of the half plane that holds each pair
+    ``{f, f + s}`` once (up to the Hermitian mirror ``-f``, which has the
+    same coherence and radius), cut into non-overlapping
+    ``COHERENCE_BLOCK`` x ``COHERENCE_BLOCK`` blocks. The partner
+    ``conj(F(f + s))`` is read from the half plane directly or, where
+    ``f + s`` lies in the other half, as ``F(-(f + s))`` (Hermitian
+    symmetry). The DC term points at the trailing zero (images are
+    centred).
 
     Returns
     -------
-    shifts : tuple of (dy, dx)
-        ``(0, W//2)``, ``(H//2, 0)``, ``(H//2, W//2)``: the DFT-index shifts
-        by half the sampling rate along x, y and both.
-    bands : ndarray, shape (H * W, COHERENCE_BANDS)
-        Averaging weights over the full DFT plane: band ``b`` covers radii
-        ``0.02 + b * 0.12 .. 0.02 + (b + 1) * 0.12`` cycles per pixel (an
-        empty band, only possible on tiny images, gives 0).
+    index : ndarray of int64, shape (K * COHERENCE_BLOCK ** 2,)
+        Indices into the extended spectrum, block-major, of the base blocks
+        of the y shift (``n_y`` blocks) and of the x and diagonal shifts
+        (``n_x`` blocks, shared), then the partners of the y, x and diagonal
+        shifts (``n_y``, ``n_x``, ``n_x`` blocks): ``K = 2 * n_y + 3 * n_x``.
+    n_y, n_x : int
+        Block counts.
+    weights : ndarray of float64, shape (n_y + 2 * n_x, N_COHERENCE)
+        Band averaging: a block counts half for the radial band of its base
+        frequencies and half for that of its partners (mean radius); band
+        ``b`` covers ``0.02 + b * 0.12 .. 0.02 + (b + 1) * 0.12`` cycles per
+        pixel. Columns sum to 1, or are 0 for a band without blocks (tiny
+        images).
     """
-    fy = np.fft.fftfreq(height)[:, None]
-    fx = np.fft.fftfreq(width)[None, :]
-    radius = np.hypot(fy, fx).ravel()
+    half = width // 2 + 1
+    n_bins = height * half
+    block = COHERENCE_BLOCK
     edges = np.linspace(0.02, 0.5, COHERENCE_BANDS + 1)
     edges[-1] += 1e-9  # include the Nyquist ring
-    member = (radius[:, None] >= edges[:-1]) & (radius[:, None] < edges[1:])
-    bands = member / np.maximum(member.sum(axis=0, keepdims=True), 1)
-    bands.setflags(write=False)
-    shifts = ((0, width // 2), (height // 2, 0), (height // 2, width // 2))
-    return shifts, bands
+    shifts = ((height // 2, 0), (0, width // 2), (height // 2, width // 2))
+    # Base rectangles: the y shift pairs rows [0, H/2) with [H/2, H); the x
+    # and diagonal shifts pair column kx with W/2 - kx (after mirroring), so
+    # columns [0, W/4) hold every pair once.
+    regions = ((height // 2, half), (height, width // 4), (height, width // 4))
+    bases, partners, weights = [], [], []
+    for which, ((sy, sx), (rows, cols)) in enumerate(zip(shifts, regions, strict=True)):
+        rows, cols = rows // block * block, cols // block * block
+        ky, kx = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        # (rows, cols) -> (blocks, block * block), block-major
+        ky, kx = (
+            a.reshape(rows // block, block, cols // block, block)
+            .transpose(0, 2, 1, 3)
+            .reshape(-1, block * block)
+            for a in (ky, kx)
+        )
+        py, px = (ky + sy) % height, (kx + sx) % width
+        base = ky * half + kx
+        inside = px < half  # partner in the stored half plane: conj(F) part
+        mirror = ((-py) % height) * half + (-px) % width
+        partner = np.where(inside, n_bins + py * half + px, mirror)
+        base[base == 0] = 2 * n_bins  # the DC term reads the trailing zero
+        partner[(py == 0) & (px == 0)] = 2 * n_bins
+        radius_base = np.hypot(_signed_freq(ky, height), _signed_freq(kx, width)).mean(-1)
+        radius_partner = np.hypot(_signed_freq(py, height), _signed_freq(px, width)).mean(-1)
+        band_weights = np.zeros((len(base), N_COHERENCE))
+        for radius in (radius_base, radius_partner):
+            band = np.searchsorted(edges, radius, side="right") - 1
+            valid = (band >= 0) & (band < COHERENCE_BANDS)
+            band_weights[np.flatnonzero(valid), which * COHERENCE_BANDS + band[valid]] += 0.5
+        bases.append(base)
+        partners.append(partner)
+        weights.append(band_weights)
+    # The x and diagonal shifts share their base region.
+    index = np.concatenate([bases[0], bases[1], *partners], axis=None)
+    weight = np.concatenate(weights)
+    weight = weight / np.maximum(weight.sum(axis=0, keepdims=True), 1e-12)
+    for array in (index, weight):
+        array.setflags(write=False)
+    return index, len(bases[0]), len(bases[1]), weight
 
 
-def _box_numpy(values: np.ndarray) -> np.ndarray:
-    """Mean over a COHERENCE_BOX x COHERENCE_BOX neighbourhood, periodic borders."""
-    size = (1,) * (values.ndim - 2) + (COHERENCE_BOX, COHERENCE_BOX)
-    if np.iscomplexobj(values):
-        return _box_numpy(values.real) + 1j * _box_numpy(values.imag)
-    return scipy.ndimage.uniform_filter(values, size, mode="wrap")
+def _signed_freq(index: np.ndarray, size: int) -> np.ndarray:
+    """Frequency in cycles per pixel of DFT index ``index`` (``fftfreq``)."""
+    return np.where(index <= (size - 1) // 2, index, index - size) / size
+
+
+def _half_spectrum(images: np.ndarray) -> np.ndarray:
+    """``rfft2(images, norm="ortho")``: the transform of :func:`spectra.power_spectrum`."""
+    images = np.asarray(images)
+    if images.dtype != np.float32:
+        images = images.astype(np.float64)
+    return scipy.fft.rfft2(images, norm="ortho", workers=1)
+
+
+def _coherence_from_spectrum(
+    spectrum: np.ndarray, power: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
+    """Coherences from the half-plane spectrum, its power and the image shape."""
+    height, half = spectrum.shape[-2:]
+    lead = spectrum.shape[:-2]
+    index, n_y, n_x, weights = coherence_plan(*shape)
+    n_bins = height * half
+    block_size = COHERENCE_BLOCK**2
+    flat = spectrum.reshape(-1, n_bins)
+    real_dtype = flat.real.dtype
+    ones = np.ones(block_size, flat.dtype)
+    ones_real = np.ones(2 * block_size, real_dtype)
+    values = np.empty(2 * n_bins + 1, flat.dtype)  # [F, conj(F), 0]
+    values[-1] = 0.0
+    ratio = np.empty((len(flat), n_y + 2 * n_x), real_dtype)
+    for row in range(len(flat)):  # 1-D gathers are several times faster than 2-D ones
+        values[:n_bins] = flat[row]
+        np.conjugate(flat[row], out=values[n_bins:-1])
+        gathered = values[index].reshape(-1, block_size)
+        # Block sums are products with ones (BLAS); a block's power is the
+        # squared norm of its values seen as 2 * block_size reals.
+        as_real = gathered.view(real_dtype)
+        block_power = (as_real * as_real) @ ones_real
+        base_y, base_x = gathered[:n_y], gathered[n_y : n_y + n_x]
+        partner = gathered[n_y + n_x :]
+        cross_y = (base_y * partner[:n_y]) @ ones
+        cross_x = (base_x * partner[n_y:].reshape(2, n_x, block_size)) @ ones
+        power_base = block_power[: n_y + n_x]
+        power_base = np.concatenate([power_base, power_base[n_y:]])
+        denominator = np.sqrt(power_base * block_power[n_y + n_x :])
+        ratio[row, :n_y] = np.abs(cross_y)
+        ratio[row, n_y:] = np.abs(cross_x).ravel()
+        ratio[row] /= denominator + _COHERENCE_EPS * block_size
+    return (ratio @ weights.astype(ratio.dtype)).reshape(*lead, N_COHERENCE)
 
 
 def coherence_numpy(images: np.ndarray) -> np.ndarray:
     """Spectral coherence between frequencies ``f`` and ``f + 1/2``.
 
-    For each shift ``s`` in :func:`coherence_plan` and each frequency ``f``,
-    ``|<F(f) F*(f+s)>| / sqrt(<|F(f)|^2> <|F(f+s)|^2>)`` with ``<.>`` the mean
-    over a small neighbourhood of ``f``, averaged over radial bands. An image
-    up-sampled by 2 is ``K(f) X(2f)`` with ``X(2f)`` periodic in ``1/2``,
-    so ``F(f + s) / F(f) = K(f + s) / K(f)`` varies smoothly and the
-    coherence is near 1; for a camera image it stays at the chance level of
-    the neighbourhood size (about 0.25).
+    For each shift ``s`` by half the sampling rate (along y, x and both) and
+    each block ``B`` of frequencies (see :func:`coherence_plan`),
+    ``|sum_B F(f) F*(f+s)| / sqrt(sum_B |F(f)|^2 * sum_B |F(f+s)|^2)``
+    (Welch-style averaging over non-overlapping blocks), averaged over
+    radial bands. An image up-sampled by 2 is ``K(f) X(2f)`` with ``X(2f)``
+    periodic in ``1/2``, so ``F(f + s) / F(f) = K(f + s) / K(f)`` varies
+    smoothly and the coherence is near 1; for a camera image it stays at
+    the chance level of a block (about 0.2).
 
     Parameters
     ----------
@@ -222,62 +318,51 @@ def coherence_numpy(images: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray, shape (..., N_COHERENCE), in [0, 1]: shift-major, band-minor.
+    ndarray, shape (..., N_COHERENCE), in [0, 1]: shift-major (y, x, both),
+    band-minor.
     """
     images = np.asarray(images)
-    if images.dtype != np.float32:
-        images = images.astype(np.float64)
-    height, width = images.shape[-2:]
-    shifts, bands = coherence_plan(height, width)
-    centred = images - images.mean(axis=(-2, -1), keepdims=True)
-    spectrum = scipy.fft.fft2(centred, norm="ortho", workers=1)
-    power_mean = _box_numpy(spectrum.real**2 + spectrum.imag**2)
-    out = []
-    for shift in shifts:
-        shifted = np.roll(spectrum, shift, axis=(-2, -1))
-        cross = _box_numpy(spectrum * np.conj(shifted))
-        denominator = np.sqrt(power_mean * np.roll(power_mean, shift, axis=(-2, -1)))
-        ratio = np.abs(cross) / (denominator + _COHERENCE_EPS)
-        out.append(ratio.reshape(*ratio.shape[:-2], -1) @ bands.astype(ratio.dtype))
-    return np.concatenate(out, axis=-1)
+    spectrum = _half_spectrum(images)
+    power = spectrum.real**2 + spectrum.imag**2
+    return _coherence_from_spectrum(spectrum, power, images.shape[-2:])
 
 
-def _box_torch(values: torch.Tensor) -> torch.Tensor:
-    """Torch twin of :func:`_box_numpy` (circular padding, then average pooling)."""
+def _coherence_torch_from_spectrum(
+    spectrum: torch.Tensor, power: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
+    """Torch twin of :func:`_coherence_from_spectrum`."""
     import torch
-    import torch.nn.functional as F  # noqa: N812
 
-    if values.is_complex():
-        return torch.complex(_box_torch(values.real), _box_torch(values.imag))
-    lead, (height, width) = values.shape[:-2], values.shape[-2:]
-    flat = values.reshape(-1, 1, height, width)
-    # Periodic padding by indexing (F.pad's circular mode refuses tiny images).
-    half = COHERENCE_BOX // 2
-    rows = torch.arange(-half, height + half, device=values.device) % height
-    cols = torch.arange(-half, width + half, device=values.device) % width
-    padded = flat[:, :, rows][:, :, :, cols]
-    pooled = F.avg_pool2d(padded, COHERENCE_BOX, stride=1)
-    return pooled.reshape(*lead, height, width)
+    height, half = spectrum.shape[-2:]
+    lead = spectrum.shape[:-2]
+    index, n_y, n_x, weights = coherence_plan(*shape)
+    block_size = COHERENCE_BLOCK**2
+    flat = spectrum.reshape(-1, height * half)
+    zero = torch.zeros((flat.shape[0], 1), dtype=flat.dtype, device=flat.device)
+    values = torch.cat([flat, torch.conj_physical(flat), zero], dim=-1)
+    gathered = values[:, torch.tensor(index, device=flat.device)]
+    gathered = gathered.reshape(len(flat), -1, block_size)
+    block_power = (gathered.real**2 + gathered.imag**2).sum(-1)
+    base_y, base_x = gathered[:, :n_y], gathered[:, n_y : n_y + n_x]
+    partner = gathered[:, n_y + n_x :]
+    cross_y = (base_y * partner[:, :n_y]).sum(-1)
+    cross_x = (base_x[:, None] * partner[:, n_y:].reshape(len(flat), 2, n_x, block_size)).sum(-1)
+    cross = torch.cat([cross_y, cross_x.reshape(len(flat), -1)], dim=-1)
+    power_base = block_power[:, : n_y + n_x]
+    power_base = torch.cat([power_base, power_base[:, n_y:]], dim=-1)
+    denominator = torch.sqrt(power_base * block_power[:, n_y + n_x :])
+    ratio = cross.abs() / (denominator + _COHERENCE_EPS * block_size)
+    weights = torch.tensor(weights, device=ratio.device, dtype=ratio.dtype)
+    return (ratio @ weights).reshape(*lead, N_COHERENCE)
 
 
 def coherence_torch(images: torch.Tensor) -> torch.Tensor:
     """Torch twin of :func:`coherence_numpy` for ``(..., H, W)`` tensors."""
     import torch
 
-    height, width = images.shape[-2:]
-    shifts, bands = coherence_plan(height, width)
-    centred = images - images.mean(dim=(-2, -1), keepdim=True)
-    spectrum = torch.fft.fft2(centred, norm="ortho")
-    power_mean = _box_torch(spectrum.real**2 + spectrum.imag**2)
-    weights = torch.tensor(bands, device=images.device, dtype=power_mean.dtype)
-    out = []
-    for shift in shifts:
-        shifted = torch.roll(spectrum, shift, dims=(-2, -1))
-        cross = _box_torch(spectrum * torch.conj(shifted))
-        denominator = torch.sqrt(power_mean * torch.roll(power_mean, shift, dims=(-2, -1)))
-        ratio = cross.abs() / (denominator + _COHERENCE_EPS)
-        out.append(ratio.reshape(*ratio.shape[:-2], -1) @ weights)
-    return torch.cat(out, dim=-1)
+    spectrum = torch.fft.rfft2(images, norm="ortho")
+    power = spectrum.real**2 + spectrum.imag**2
+    return _coherence_torch_from_spectrum(spectrum, power, tuple(images.shape[-2:]))
 
 
 def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
@@ -292,7 +377,11 @@ def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) 
     """
     images = np.asarray(images)
     shape = images.shape[-2:]
-    power = spectra.power_spectrum(images)
+    if config.coherence:  # one transform for both: the same one power_spectrum computes
+        spectrum = _half_spectrum(images)
+        power = spectrum.real**2 + spectrum.imag**2
+    else:
+        power = spectra.power_spectrum(images)
     values = spectra.log_power(power) if config.scale == "log" else power
     ring_means, radii = spectra.azimuthal_integral(values, shape, config.drop_corners)
     resampled = spectra.resample_spectrum(ring_means, radii, config.bins)
@@ -309,7 +398,8 @@ def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) 
         # Decibels are large numbers; a tenth keeps them near the spectrum's scale.
         out = np.concatenate([out, 0.1 * contrast.astype(out.dtype)], axis=-1)
     if config.coherence:
-        out = np.concatenate([out, coherence_numpy(images).astype(out.dtype)], axis=-1)
+        coherence = _coherence_from_spectrum(spectrum, power, shape)
+        out = np.concatenate([out, coherence.astype(out.dtype)], axis=-1)
     return out.astype(np.float32)
 
 
@@ -318,7 +408,11 @@ def features_torch(images: torch.Tensor, config: FeatureConfig = FeatureConfig()
     import torch
 
     shape = tuple(images.shape[-2:])
-    power = spectra.power_spectrum_torch(images)
+    if config.coherence:
+        spectrum = torch.fft.rfft2(images, norm="ortho")
+        power = spectrum.real**2 + spectrum.imag**2
+    else:
+        power = spectra.power_spectrum_torch(images)
     values = spectra.log_power_torch(power) if config.scale == "log" else power
     ring_means, radii = spectra.azimuthal_integral_torch(values, shape, config.drop_corners)
     resampled = spectra.resample_spectrum_torch(ring_means, radii, config.bins)
@@ -333,7 +427,8 @@ def features_torch(images: torch.Tensor, config: FeatureConfig = FeatureConfig()
         contrast = flat[..., peak].mean(-1) - flat[..., ring].mean(-1)
         out = torch.cat([out, 0.1 * contrast.to(out.dtype)], dim=-1)
     if config.coherence:
-        out = torch.cat([out, coherence_torch(images).to(out.dtype)], dim=-1)
+        coherence = _coherence_torch_from_spectrum(spectrum, power, shape)
+        out = torch.cat([out, coherence.to(out.dtype)], dim=-1)
     return out
 
 

@@ -110,5 +110,43 @@ def test_coherence_numpy_and_torch_agree(shape):
     expected = features_numpy(images, config)
     got = features_torch(torch.from_numpy(images), config).numpy()
     assert expected.shape == (2, config.n_features) and np.all(np.isfinite(expected))
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_array_equal(expected[1, -12:], 0.0)
+    # The coherence reuses the spectrum's transform: the spectrum part is unchanged.
+    plain = features_numpy(images, FeatureConfig(bins=8, norm="center"))
+    np.testing.assert_array_equal(expected[:, :8], plain)
+
+
+def test_coherence_is_block_averaged_half_band_coherence():
+    """Check the fast block/Hermitian formulation against the definition on the full plane."""
+    from specdetect.features import (
+        COHERENCE_BLOCK,
+        N_COHERENCE,
+        coherence_numpy,
+        coherence_plan,
+    )
+
+    rng = np.random.default_rng(9)
+    height, width = 32, 40
+    image = rng.random((height, width)).astype(np.float64)
+    full = np.fft.fft2(image - image.mean(), norm="ortho")
+    index, n_y, n_x, weights = coherence_plan(height, width)
+    # Brute force: for every block of the plan, read its base frequencies back from
+    # the index and sum F(f) conj(F(f + s)) over the block with the full DFT.
+    half = width // 2 + 1
+    blocks = index.reshape(-1, COHERENCE_BLOCK**2)
+    base = np.concatenate([blocks[:n_y], blocks[n_y : n_y + n_x], blocks[n_y : n_y + n_x]])
+    shifts = [(height // 2, 0)] * n_y + [(0, width // 2)] * n_x + [(height // 2, width // 2)] * n_x
+    ratio = []
+    dc_slot = 2 * height * half  # the plan's index of the (zeroed) DC term
+    for flat_bins, (sy, sx) in zip(base, shifts, strict=True):
+        ky, kx = np.divmod(np.where(flat_bins == dc_slot, 0, flat_bins), half)
+        f, g = full[ky, kx], full[(ky + sy) % height, (kx + sx) % width]
+        cross = np.abs(np.sum(f * np.conj(g)))
+        ratio.append(
+            cross / (np.sqrt(np.sum(abs(f) ** 2) * np.sum(abs(g) ** 2)) + 1e-3 * COHERENCE_BLOCK**2)
+        )
+    expected = np.array(ratio) @ weights
+    got = coherence_numpy(image)
+    assert got.shape == (N_COHERENCE,)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
