@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
@@ -89,6 +90,7 @@ def _decode(path, max_pixels: int | None, luma_only: bool) -> Image.Image:
         with warnings.catch_warnings():
             # We enforce our own limit; PIL's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            _check_regular_file(path)
             image = Image.open(path)
             width, height = image.size
             if width * height > limit:
@@ -119,7 +121,21 @@ def _decode(path, max_pixels: int | None, luma_only: bool) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise MediaError(path, f"decompression bomb: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+            # A file-system error (symlink loop, I/O error), not a decoding one.
+            raise MediaError(path, f"cannot read file ({exc.strerror})") from None
         raise MediaError(path, f"cannot decode image ({_describe(exc)})") from None
+
+
+def _check_regular_file(path) -> None:
+    """Refuse what is not a regular file before opening it: a named pipe would block."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        return  # a file object: nothing to check
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise MediaError(path, "is a directory")
+    if not stat.S_ISREG(mode):
+        raise MediaError(path, "not a regular file (named pipe, socket or device)")
 
 
 def luma(image: Image.Image) -> np.ndarray:

@@ -22,6 +22,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -170,11 +171,26 @@ class _Job:
                 stack, indices = read_video_luma(path, self.frames, self.max_pixels)
             else:
                 stack, indices = read_luma(path, self.max_pixels)[None], []
+            _check_size(path, stack)
             if self.decode_only:
                 return FeatureResult(path, kind, stack, None, indices)
             return FeatureResult(path, kind, features_numpy(stack, self.config), None, indices)
         except MediaError as exc:
             return FeatureResult(path, kind, None, str(exc))
+
+
+#: Smallest image side with a spectrum worth the name; smaller inputs are errors.
+MIN_SIDE = 4
+
+
+def _check_size(path: str, stack: np.ndarray) -> None:
+    height, width = stack.shape[-2:]
+    if min(height, width) < MIN_SIDE:
+        raise MediaError(
+            path,
+            f"image is {width}x{height} pixels, too small for a spectrum "
+            f"(at least {MIN_SIDE}x{MIN_SIDE})",
+        )
 
 
 def _run_tasks(job: _Job, tasks: Iterator[list[str]], workers: int):
@@ -183,15 +199,43 @@ def _run_tasks(job: _Job, tasks: Iterator[list[str]], workers: int):
         for task in tasks:
             yield job(task)
         return
-    with _make_pool(workers) as pool:
-        window: deque = deque()
+    pool = _make_pool(workers)
+    try:
+        window: deque = deque()  # (task, future)
         for task in islice(tasks, 4 * workers):
-            window.append(pool.submit(job, task))
+            window.append((task, pool.submit(job, task)))
         while window:
-            done = window.popleft().result()
+            task, future = window.popleft()
+            try:
+                done = future.result()
+            except BrokenProcessPool:
+                # A worker died (decoder crash, out of memory) and took the pool down:
+                # re-run this task path by path in fresh pools, so that only the input
+                # that kills a worker fails, then resubmit the rest of the window.
+                pool.shutdown(wait=True, cancel_futures=True)
+                done, pool = _isolate(job, task, workers)
+                window = deque((t, pool.submit(job, t)) for t, _ in window)
             for task in islice(tasks, 1):
-                window.append(pool.submit(job, task))
+                window.append((task, pool.submit(job, task)))
             yield done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _isolate(job: _Job, task: list[str], workers: int) -> tuple[list[FeatureResult], Executor]:
+    """Run each path of ``task`` alone; a path whose worker dies gets an error result."""
+    pool = _make_pool(workers)
+    results = []
+    for path in task:
+        try:
+            results.extend(pool.submit(job, [path]).result())
+        except BrokenProcessPool:
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = _make_pool(workers)
+            kind = "video" if job.frames > 0 and has_extension(path, VIDEO_EXTENSIONS) else "image"
+            reason = "the decoding process died while reading this file (crash or out of memory)"
+            results.append(FeatureResult(path, kind, None, str(MediaError(path, reason))))
+    return results, pool
 
 
 def _make_pool(workers: int) -> Executor:

@@ -32,7 +32,7 @@ def features(
     that could not be read. Exit code 2 if any input failed, else 0.
 
     With --scheduler or --cluster the files are read on a Dask cluster
-    (pip install specdetect[distributed]); the output is the same.
+    (the optional extra: pip install 'specdetect\\[distributed]'); the output is the same.
     """
     import contextlib
 

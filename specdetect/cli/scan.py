@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
@@ -12,6 +13,12 @@ from pathlib import Path
 import typer
 
 from specdetect.cli._common import DEVICE_HELP, WORKERS_HELP, error_line, fail, progress
+from specdetect.cli.features import CLUSTER_HELP, SCHEDULER_HELP, SHARD_HELP
+
+RESUME_HELP = (
+    "JSON-lines file: append each input's result to it as shards finish, and skip "
+    "inputs it already holds (errors included). Rerun the same command after a crash."
+)
 
 #: Exit codes (a public interface: CI jobs depend on them).
 EXIT_CLEAN = 0
@@ -27,6 +34,11 @@ frame score, the fraction of frames flagged, and the majority-vote label.
 
 Results go to stdout (or -o FILE, written atomically); progress and one line
 per unreadable input go to stderr.
+
+With --scheduler or --cluster the inputs are scored on a Dask cluster
+(pip install 'specdetect\\[distributed]'), with the same output. With --resume
+RESULTS.jsonl, results are appended to that file shard by shard and a rerun
+skips what it holds; the report covers all inputs, old and new.
 
 Exit code: 0 nothing flagged; 1 at least one input flagged fake; 2 usage or
 model error, or any input that could not be read (an incomplete scan never
@@ -54,6 +66,10 @@ def scan(
     frames: int = typer.Option(32, "--frames", min=1, help="Frames to score per video."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
+    cluster: str | None = typer.Option(None, "--cluster", help=CLUSTER_HELP),
+    resume: Path | None = typer.Option(None, "--resume", help=RESUME_HELP),
+    shard_size: int = typer.Option(1000, "--shard-size", min=1, help=SHARD_HELP),
 ) -> None:
     from specdetect.report import FORMATS, make_writer
 
@@ -66,7 +82,8 @@ def scan(
     # Progress counts inputs as they are handed to the decoders (a few dozen
     # ahead of the results), so it moves while the model is still loading.
     inputs = progress(inputs, total, "scan")
-    records = _record_source(inputs, detector, threshold, frames, device, workers)
+    backend = _Backend.from_options(scheduler, cluster, resume, shard_size, output)
+    records = _record_source(inputs, detector, threshold, frames, device, workers, backend)
     try:
         # The model must be valid before anything is reported: the first record
         # comes only once it has loaded (features are computed meanwhile).
@@ -75,7 +92,7 @@ def scan(
     except KeyboardInterrupt:  # click would exit 1, which means "flagged"
         raise fail("interrupted: the scan is incomplete") from None
     except Exception as exc:  # not exit 1, which means "flagged"
-        if _is_model_error(exc):
+        if _is_model_error(exc) or _Backend.is_error(exc):
             raise fail(str(exc)) from None
         raise fail(f"scan stopped: {type(exc).__name__}: {exc}") from None
 
@@ -108,13 +125,117 @@ def _report(writer, record: dict) -> None:
         error_line(f"{record['path']}: {record['error']}")
 
 
-def _record_source(inputs, detector, threshold, frames, device, workers):
-    """Where the records come from: the one call a cluster backend replaces."""
+def _record_source(inputs, detector, threshold, frames, device, workers, backend=None):
+    """Where the records come from: this process, or a Dask cluster and/or a resume file."""
+    from specdetect.distributed import BatchInvariant
     from specdetect.scan import scan_records
 
-    return scan_records(
-        inputs, detector, threshold=threshold, frames=frames, device=device, workers=workers
-    )
+    if backend is None:
+        # Scores independent of batching: the same bits as cluster and resumed runs.
+        return scan_records(
+            inputs,
+            BatchInvariant(detector),
+            threshold=threshold,
+            frames=frames,
+            device=device,
+            workers=workers,
+        )
+    return backend.records(inputs, detector, threshold, frames, device, workers)
+
+
+class _Backend:
+    """``--scheduler`` / ``--cluster`` / ``--resume``: records from a cluster and/or a file.
+
+    :meth:`records` is a generator that owns its resources (result file,
+    cluster): they are set up at the first record, in this order, and released
+    when it ends. The model is loaded completely first, so a bad model file is
+    refused before a cluster starts or the result file is touched.
+    """
+
+    def __init__(self, scheduler, cluster, resume, shard_size):
+        self.scheduler, self.cluster = scheduler, cluster
+        self.resume, self.shard_size = resume, shard_size
+
+    @classmethod
+    def from_options(cls, scheduler, cluster, resume, shard_size, output) -> _Backend | None:
+        """The backend asked for (None: the plain single-process scan); usage errors exit 2."""
+        if scheduler is None and cluster is None and resume is None:
+            return None
+        if scheduler is not None and cluster is not None:
+            raise fail("give --scheduler or --cluster, not both")
+        if resume is not None and output is not None:
+            if os.path.abspath(resume) == os.path.abspath(output):
+                raise fail("--resume and -o must be different files")
+        if cluster is not None:
+            from specdetect.distributed import BackendError, parse_cluster
+
+            try:
+                parse_cluster(cluster)
+            except BackendError as exc:
+                raise fail(str(exc)) from None
+        return cls(scheduler, cluster, resume, shard_size)
+
+    @staticmethod
+    def is_error(exc: BaseException) -> bool:
+        from specdetect.distributed import BackendError
+        from specdetect.resume import ResumeError
+
+        return isinstance(exc, (BackendError, ResumeError))
+
+    def records(self, inputs, detector, threshold, frames, device, workers):
+        from functools import partial
+
+        from specdetect import distributed as dask_backend
+        from specdetect.resume import ResultStore, resumed_records, sequential_compute
+        from specdetect.scan import scan_records, score_shard
+
+        if hasattr(detector, "result"):  # loaded in the background: wait, raise its error
+            detector = detector.result()
+        detector = dask_backend.BatchInvariant(detector)
+
+        def local(paths):
+            return scan_records(
+                paths, detector, threshold=threshold, frames=frames, device=device, workers=workers
+            )
+
+        with contextlib.ExitStack() as stack:
+            store = None
+            if self.resume is not None:
+                store = stack.enter_context(ResultStore(self.resume, warn=_warning))
+            if self.scheduler is None and self.cluster is None:
+                compute = sequential_compute(local)
+                yield from resumed_records(inputs, store, compute, self.shard_size)
+                return
+            client = stack.enter_context(dask_backend.dask_client(self.scheduler, self.cluster))
+            shard = partial(score_shard, threshold=threshold, frames=frames)
+            options = {"shared": {"detector": detector}, "on_failure": _failure_record}
+            if store is None:
+                yield from dask_backend.map_paths(
+                    client, shard, inputs, shard_size=self.shard_size, **options
+                )
+                return
+
+            def compute(plans, on_done):
+                return dask_backend.map_shards(
+                    client, shard, plans, payload=_todo, on_done=on_done, **options
+                )
+
+            yield from resumed_records(inputs, store, compute, self.shard_size)
+
+
+def _todo(plan):
+    return plan.todo
+
+
+def _warning(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _failure_record(path: str, exc: BaseException) -> dict:
+    """The error record of an input whose cluster task kept failing."""
+    from specdetect.distributed import describe_failure
+
+    return {"path": path, "error": describe_failure(exc)}
 
 
 def _exit_code(summary) -> int:

@@ -1,0 +1,281 @@
+"""Resumable result files: ``specdetect scan --resume RESULTS.jsonl``.
+
+The file holds one JSON object per line, one line per input: the scan record
+(``{"path", "kind", "score", "label", ...}``) or the error record
+(``{"path", "error"}``). A run appends the lines of each finished shard with a
+single ``write`` followed by ``fsync``, so a run killed at any moment (SIGKILL,
+power loss after the sync) loses at most the shards still in flight, and a
+later run with the same file skips every input already recorded.
+
+Rules when reading an existing file:
+
+* An input whose path has a line is done, **errors included**: an unreadable
+  file stays unreadable on a retry, and re-reading it would only repeat the
+  error. Delete its line (or the file) to retry it.
+* A torn last line (no final newline: the process died inside a write) is
+  dropped with a warning and cut off the file before anything is appended.
+  A line in the middle that does not parse is skipped with a warning.
+* The same path recorded twice: the first line wins.
+
+Memory: the only per-path state is a compact index of the lines already in the
+file, 20 bytes per line (a 64-bit hash of the path, the line's offset and
+length, in NumPy arrays): 20 MB for a million inputs. A lookup reads the line
+back from the file to compare the path itself, so a hash collision can never
+skip an input. Nothing is kept per path for the lines a run appends.
+
+The file is locked (``flock``) while a run uses it, so two runs cannot
+interleave their lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ResultStore", "ResumeError", "ShardPlan", "plan_shards", "resumed_records"]
+
+
+class ResumeError(Exception):
+    """The result file cannot be used (locked by another run, not writable, ...)."""
+
+
+def path_hash(path: str) -> int:
+    """64-bit hash of a path (non-UTF-8 names included, via surrogateescape)."""
+    data = path.encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+class ResultStore:
+    """An append-only JSON-lines file of per-input records.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Created if missing.
+    warn : callable, optional
+        Receives one-line warnings (torn or unreadable lines). Default: ignore.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> target = os.path.join(tempfile.mkdtemp(), "r.jsonl")
+    >>> with ResultStore(target) as store:
+    ...     store.append([{"path": "a.png", "score": 0.5}])
+    >>> with ResultStore(target) as store:
+    ...     (len(store), store.get("a.png"), store.get("b.png"))
+    (1, {'path': 'a.png', 'score': 0.5}, None)
+    """
+
+    def __init__(self, path: str | os.PathLike, warn: Callable[[str], None] | None = None):
+        self.path = os.fspath(path)
+        self._warn = warn or (lambda message: None)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise ResumeError(f"{self.path}: cannot open ({exc.strerror})") from None
+        try:
+            self._lock()
+            self._load_index()
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    # ---------------------------------------------------------------- reading
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __contains__(self, path: str) -> bool:
+        return self.get(path) is not None
+
+    def get(self, path: str) -> dict | None:
+        """The record stored for ``path`` before this run opened the file, or None."""
+        return self.get_many([path])[0]
+
+    def get_many(self, paths: list[str]) -> list[dict | None]:
+        """:meth:`get` for a list of paths (one vectorized index search)."""
+        if not len(self._hashes):
+            return [None] * len(paths)
+        keys = np.fromiter((path_hash(p) for p in paths), dtype=np.uint64, count=len(paths))
+        starts = np.searchsorted(self._hashes, keys, side="left")
+        stops = np.searchsorted(self._hashes, keys, side="right")
+        return [
+            self._read_matching(path, int(lo), int(hi))
+            for path, lo, hi in zip(paths, starts, stops, strict=True)
+        ]
+
+    def _read_matching(self, path: str, lo: int, hi: int) -> dict | None:
+        for i in range(lo, hi):  # usually zero or one candidate
+            line = os.pread(self._fd, int(self._lengths[i]), int(self._offsets[i]))
+            record = json.loads(line)
+            if record.get("path") == path:
+                return record
+        return None
+
+    # ---------------------------------------------------------------- writing
+    def append(self, records: Iterable[dict]) -> None:
+        """Append records as lines, in one write, then flush them to disk (fsync)."""
+        data = "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in records).encode("ascii")
+        view = memoryview(data)
+        while view:  # os.write may write less than asked (signals, quotas)
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if data:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # also releases the lock
+            self._fd = -1
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- internals
+    def _lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ResumeError(f"{self.path}: in use by another specdetect run") from None
+
+    def _load_index(self) -> None:
+        hashes, offsets, lengths = array("Q"), array("q"), array("I")
+        offset = 0
+        with open(self._fd, "rb", closefd=False) as handle:
+            handle.seek(0)
+            for number, line in enumerate(handle, start=1):
+                if not line.endswith(b"\n"):
+                    self._warn(
+                        f"{self.path}: line {number} is incomplete (a run was killed while "
+                        "writing it); dropping it, its inputs will be scanned again"
+                    )
+                    os.ftruncate(self._fd, offset)
+                    break
+                path = _record_path(line)
+                if path is None:
+                    self._warn(f"{self.path}: line {number} is not a result record; ignoring it")
+                else:
+                    hashes.append(path_hash(path))
+                    offsets.append(offset)
+                    lengths.append(len(line))
+                offset += len(line)
+        order = np.argsort(np.frombuffer(hashes, dtype=np.uint64), kind="stable")
+        self._hashes = np.frombuffer(hashes, dtype=np.uint64)[order]
+        self._offsets = np.frombuffer(offsets, dtype=np.int64)[order]
+        self._lengths = np.frombuffer(lengths, dtype=np.uint32)[order]
+
+
+def _record_path(line: bytes) -> str | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    path = record.get("path") if isinstance(record, dict) else None
+    return path if isinstance(path, str) else None
+
+
+# ---------------------------------------------------------------------------
+# Merging stored and new records, shard by shard
+# ---------------------------------------------------------------------------
+@dataclass
+class ShardPlan:
+    """One shard of inputs: which are already recorded, which remain to compute.
+
+    Attributes
+    ----------
+    paths : list of str
+        The shard's inputs, in input order.
+    previous : dict
+        Position in ``paths`` -> record found in the result file.
+    """
+
+    paths: list[str]
+    previous: dict[int, dict] = field(default_factory=dict)
+
+    @property
+    def todo(self) -> list[str]:
+        """Inputs without a stored record, in order."""
+        return [p for i, p in enumerate(self.paths) if i not in self.previous]
+
+    def merge(self, new: list[dict]) -> list[dict]:
+        """All the shard's records in input order, given the new ones for ``todo``."""
+        fresh = iter(new)
+        merged = [
+            self.previous[i] if i in self.previous else next(fresh) for i in range(len(self.paths))
+        ]
+        if next(fresh, None) is not None:
+            raise ValueError("more new records than inputs to compute")
+        return merged
+
+
+def plan_shards(paths: Iterable[str], store: ResultStore, shard_size: int) -> Iterator[ShardPlan]:
+    """Cut ``paths`` into shards and look each input up in ``store``, lazily."""
+    from specdetect.distributed import shards_of  # plain Python; no Dask import
+
+    for shard in shards_of(paths, shard_size):
+        found = store.get_many(shard)
+        previous = {i: record for i, record in enumerate(found) if record is not None}
+        yield ShardPlan(shard, previous)
+
+
+def resumed_records(
+    paths: Iterable[str],
+    store: ResultStore,
+    compute: Callable[
+        [Iterable[ShardPlan], Callable[[ShardPlan, list[dict]], None]],
+        Iterator[tuple[ShardPlan, list[dict]]],
+    ],
+    shard_size: int,
+) -> Iterator[dict]:
+    """Every input's record, in input order, computing only what ``store`` lacks.
+
+    Parameters
+    ----------
+    paths : iterable of str
+        All inputs (read lazily).
+    store : ResultStore
+        Receives the new records of each shard as soon as it is computed.
+    compute : callable
+        ``compute(plans, on_done)`` yields ``(plan, new_records)`` in plan
+        order, where ``new_records`` are the records of ``plan.todo``; it calls
+        ``on_done(plan, new_records)`` as each shard finishes (in any order).
+    shard_size : int
+        Inputs per shard.
+    """
+
+    def on_done(plan: ShardPlan, new: list[dict]) -> None:
+        store.append(new)
+
+    for plan, new in compute(plan_shards(paths, store, shard_size), on_done):
+        yield from plan.merge(new)
+
+
+def sequential_compute(
+    run: Callable[[list[str]], Iterable[dict]],
+) -> Callable[..., Iterator[tuple[ShardPlan, list[dict]]]]:
+    """A ``compute`` for :func:`resumed_records` that runs shards one after another.
+
+    ``run(paths)`` returns one record per path, in order (for example
+    ``scan.scan_records`` with its options bound).
+    """
+
+    def compute(plans, on_done):
+        for plan in plans:
+            todo = plan.todo
+            new = list(run(todo)) if todo else []
+            on_done(plan, new)
+            yield plan, new
+
+    return compute
