@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS := -c constraints.txt
 RUNS := runs
+LINTED := specdetect tests benchmarks scripts fuzz samples
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test lint format bench bench-scan bench-scale model repro-detect repro-gan repro-freqbias fuzz clean
@@ -27,12 +28,12 @@ test: install ## Run the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check specdetect tests benchmarks scripts
-	$(BIN)/ruff format --check specdetect tests benchmarks scripts
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 format: install ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix specdetect tests benchmarks scripts
-	$(BIN)/ruff format specdetect tests benchmarks scripts
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 bench: install ## Feature-extraction and spectral-loss benchmarks (ratios vs baselines)
 	$(BIN)/python benchmarks/bench_features.py
