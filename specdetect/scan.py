@@ -20,8 +20,8 @@ input at a time, and at most one batch is held, so memory stays flat.
 :func:`score_shard` is the same computation as a pure function of a list of
 paths, for cluster workers.
 
-Loading a model costs seconds (skops imports all of scikit-learn, and with it
-torch), as long as featurizing thousands of small images. A
+Loading a model costs about a second (scikit-learn's import), as long as
+featurizing a thousand small images. A
 :class:`DeferredDetector` hides that: given the feature settings up front
 (:func:`peek_feature_config` reads them from the model file without loading
 it), :func:`scan_records` starts decoding and featurizing at once, starts the
@@ -49,7 +49,6 @@ __all__ = [
     "DetectorLike",
     "flagged",
     "is_error",
-    "load_model_lean",
     "peek_feature_config",
     "scan_records",
     "score_shard",
@@ -270,33 +269,6 @@ def peek_feature_config(path) -> Any | None:
         return FeatureConfig.from_dict(json.loads(json.loads(node["content"])))
     except (OSError, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile):
         return None
-
-
-def load_model_lean(path):
-    """:func:`specdetect.detect.load_model`, without skops importing all of scikit-learn.
-
-    On import, ``skops.io`` builds its *default* list of trusted types from
-    ``sklearn.utils.all_estimators()``, which imports every scikit-learn module
-    and, through them, torch and dask: about 70% of the time to load a model.
-    specdetect's loader passes its own explicit list of trusted types, so that
-    default only ever widens what a file may contain; importing skops with it
-    empty makes loading stricter, not looser, and several times faster. Does
-    nothing special when ``skops.io`` is already imported.
-    """
-    import sys
-
-    from specdetect.detect import load_model
-
-    if "skops.io" not in sys.modules:
-        import sklearn.utils
-
-        all_estimators = sklearn.utils.all_estimators
-        sklearn.utils.all_estimators = lambda *args, **kwargs: []
-        try:
-            import skops.io  # noqa: F401 - imported here, with the empty default
-        finally:
-            sklearn.utils.all_estimators = all_estimators
-    return load_model(path)
 
 
 # --------------------------------------------------------------------------

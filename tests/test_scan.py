@@ -248,7 +248,7 @@ def test_deferred_detector_waits_for_the_load_and_passes_on_its_errors(images, t
 
 
 def test_lean_model_loading_gives_the_same_detector_without_torch(tmp_path):
-    """load_model_lean keeps skops from importing all of scikit-learn (and torch)."""
+    """load_model keeps skops from importing all of scikit-learn (and torch)."""
     import subprocess
     import sys
 
@@ -263,8 +263,8 @@ def test_lean_model_loading_gives_the_same_detector_without_torch(tmp_path):
     np.save(tmp_path / "X.npy", X)
     rows, probabilities = str(tmp_path / "X.npy"), str(tmp_path / "p.npy")
     code = (
-        "import sys, numpy as np; from specdetect.scan import load_model_lean; "
-        f"d = load_model_lean({str(model)!r}); "
+        "import sys, numpy as np; from specdetect.detect import load_model; "
+        f"d = load_model({str(model)!r}); "
         f"np.save({probabilities!r}, d.predict_proba(np.load({rows!r}))); "
         "print('torch' in sys.modules)"
     )

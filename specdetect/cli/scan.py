@@ -260,18 +260,18 @@ def _open_detector(model: Path | None):
     When the feature settings can be read from the file up front, the model
     loads in a thread while the first inputs are featurized (loading takes
     seconds); otherwise it is loaded now, and a bad file exits 2 at once.
-    ``specdetect.detect`` (which imports scikit-learn) is imported only by the
-    loading thread, so that decoding starts without waiting for it.
+    scikit-learn is imported only by the loading thread, so that decoding
+    starts without waiting for it.
     """
+    from specdetect.detect import default_model_path, load_model
     from specdetect.scan import DeferredDetector, peek_feature_config
 
-    path = _default_model_location() if model is None else model
+    path = default_model_path() if model is None else model
     config = peek_feature_config(path)
     if config is not None:
-        load = partial(_load_checked, path, model is None)
-        return DeferredDetector(load, config), _display_path(path)
+        return DeferredDetector(partial(load_model, path), config), _display_path(path)
     try:
-        detector = _load_checked(path, model is None)
+        detector = load_model(path)
     except Exception as exc:
         if _is_model_error(exc):
             raise fail(str(exc)) from None
@@ -279,22 +279,6 @@ def _open_detector(model: Path | None):
             raise fail(f"{path}: cannot read model file ({exc.strerror or exc})") from None
         raise
     return detector, _display_path(path)
-
-
-def _default_model_location() -> Path:
-    """Where ``specdetect.detect.default_model_path()`` points, without importing it."""
-    import specdetect
-
-    return Path(specdetect.__file__).resolve().parents[1] / "models" / "default.skops"
-
-
-def _load_checked(path: Path, is_default: bool):
-    from specdetect.detect import default_model_path
-    from specdetect.scan import load_model_lean
-
-    if is_default and Path(default_model_path()).resolve() != Path(path).resolve():
-        raise RuntimeError(f"the shipped model is at {default_model_path()}, not {path}")
-    return load_model_lean(path)
 
 
 def _is_model_error(exc: BaseException) -> bool:

@@ -73,11 +73,38 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parents[2] / "models" / "default.skops"
 
 
-def save_model(detector, path: str | os.PathLike) -> None:
-    """Write a fitted :class:`~specdetect.detect.Detector` to one file, atomically."""
+def _skops_io():
+    """Import ``skops.io`` without its default trusted-type list.
+
+    On import, skops builds a *default* list of trusted types from
+    ``sklearn.utils.all_estimators()``, which imports every scikit-learn module
+    and, through them, torch and dask: most of the time it takes to load a
+    model. :func:`load_model` always passes its own :data:`TRUSTED_TYPES`, so
+    that default could only widen what a file may contain; importing skops with
+    it empty makes loading stricter and several times faster. Does nothing
+    special when ``skops.io`` is already imported.
+    """
+    import sys
+
+    if "skops.io" not in sys.modules:
+        import sklearn.utils
+
+        all_estimators = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = lambda *args, **kwargs: []
+        try:
+            import skops.io  # noqa: F401 - imported here, with the empty default
+        finally:
+            sklearn.utils.all_estimators = all_estimators
     import skops.io
 
+    return skops.io
+
+
+def save_model(detector, path: str | os.PathLike) -> None:
+    """Write a fitted :class:`~specdetect.detect.Detector` to one file, atomically."""
     from specdetect.atomic import atomic_write
+
+    skops_io = _skops_io()
 
     for name in ("estimator_", "threshold_", "summary_"):
         if not hasattr(detector, name):
@@ -95,7 +122,7 @@ def save_model(detector, path: str | os.PathLike) -> None:
         "reference": None if reference is None else np.asarray(reference, dtype=np.float64),
         "estimator": detector.estimator_,
     }
-    data = skops.io.dumps(payload, compression=zipfile.ZIP_DEFLATED)
+    data = skops_io.dumps(payload, compression=zipfile.ZIP_DEFLATED)
     with atomic_write(path, "wb") as handle:
         handle.write(data)
 
@@ -109,10 +136,10 @@ def load_model(path: str | os.PathLike):
         Missing, unreadable, not a specdetect model, wrong format version,
         carrying types outside :data:`TRUSTED_TYPES`, or inconsistent.
     """
-    import skops.io
-
     from specdetect.detect.detector import METHODS, Detector
     from specdetect.features import FeatureConfig
+
+    skops_io = _skops_io()
 
     path = Path(path)
     try:
@@ -125,7 +152,7 @@ def load_model(path: str | os.PathLike):
         kind = "a pickle file" if data[:1] == b"\x80" else "not a zip archive"
         raise ModelError(f"{path}: not a specdetect model file ({kind}); refusing to load it")
     try:
-        untrusted = skops.io.get_untrusted_types(data=data)
+        untrusted = skops_io.get_untrusted_types(data=data)
     except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
         raise ModelError(f"{path}: corrupt or truncated model file ({_short(exc)})") from None
     refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
@@ -135,7 +162,7 @@ def load_model(path: str | os.PathLike):
             f"{', '.join(refused[:5])}; refusing to load it"
         )
     try:
-        payload = skops.io.loads(data, trusted=TRUSTED_TYPES)
+        payload = skops_io.loads(data, trusted=TRUSTED_TYPES)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"{path}: corrupt or tampered model file ({_short(exc)})") from None
 
