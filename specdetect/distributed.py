@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
-    "BatchInvariant",
     "BackendError",
     "dask_client",
     "feature_shard",
@@ -315,45 +314,6 @@ def map_paths(
 # --------------------------------------------------------------------------
 # Scores that do not depend on how inputs are grouped
 # --------------------------------------------------------------------------
-class BatchInvariant:
-    """A detector wrapper whose scores do not depend on which rows share a call.
-
-    BLAS kernels handle the last few rows of a matrix with different code than
-    the rest, so ``predict_proba`` of a row can differ in its last bits with
-    the number of rows in the call (seen with logistic regression: 2e-15).
-    Shards, resumed runs and single-process batches group rows differently;
-    scoring every row in blocks of exactly ``block`` rows (the last one padded
-    with zero rows) makes all of them bit-identical.
-
-    Other attributes (``feature_config``, ``threshold_``, ...) are the
-    wrapped detector's.
-    """
-
-    def __init__(self, detector, block: int = 256):
-        self.detector = detector
-        self.block = block
-
-    def __getattr__(self, name: str):
-        if name.startswith("__") or name in ("detector", "block"):
-            raise AttributeError(name)  # also keeps unpickling from recursing
-        return getattr(self.detector, name)
-
-    def predict_proba(self, X):
-        import numpy as np
-
-        X = np.asarray(X, dtype=np.float64)
-        if len(X) == 0:
-            return self.detector.predict_proba(X)
-        parts = []
-        for start in range(0, len(X), self.block):
-            chunk = X[start : start + self.block]
-            n = len(chunk)
-            if n < self.block:
-                chunk = np.concatenate([chunk, np.zeros((self.block - n, X.shape[1]))])
-            parts.append(self.detector.predict_proba(chunk)[:n])
-        return np.concatenate(parts)
-
-
 # --------------------------------------------------------------------------
 # Feature extraction shards (``specdetect features --cluster``)
 # --------------------------------------------------------------------------

@@ -47,6 +47,7 @@ __all__ = [
     "MAX_PENDING_ROWS",
     "DeferredDetector",
     "DetectorLike",
+    "fake_scores",
     "flagged",
     "is_error",
     "peek_feature_config",
@@ -293,7 +294,7 @@ def _score_batch(
     scores = np.zeros(0)
     if usable:
         rows = np.concatenate([r.features for r in usable]).astype(np.float64, copy=False)
-        scores = np.asarray(detector.predict_proba(rows), dtype=np.float64)[:, 1]
+        scores = fake_scores(detector, rows)
     start = 0
     usable_ids = {id(r) for r in usable}
     for result in batch:
@@ -303,6 +304,25 @@ def _score_batch(
         n = len(result.features)
         yield _result_record(result, scores[start : start + n], threshold)
         start += n
+
+
+def fake_scores(detector: DetectorLike, rows: np.ndarray, block: int = BATCH_ROWS) -> np.ndarray:
+    """P(fake) of each row, the same bits however the rows are grouped into calls.
+
+    BLAS kernels treat the last rows of a matrix with other code than the rest,
+    so ``predict_proba`` of a row can change in its last bits with the number
+    of rows in the call (2e-15 with logistic regression). Shards, resumed runs
+    and local batches group rows differently; scoring in blocks of exactly
+    ``block`` rows (the last padded with zero rows) makes them bit-identical.
+    """
+    parts = []
+    for start in range(0, len(rows), block):
+        chunk = rows[start : start + block]
+        n = len(chunk)
+        if n < block:
+            chunk = np.concatenate([chunk, np.zeros((block - n, rows.shape[1]))])
+        parts.append(np.asarray(detector.predict_proba(chunk), dtype=np.float64)[:n, 1])
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _result_record(result: FeatureResult, scores: np.ndarray, threshold: float) -> dict:

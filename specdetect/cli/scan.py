@@ -127,14 +127,12 @@ def _report(writer, record: dict) -> None:
 
 def _record_source(inputs, detector, threshold, frames, device, workers, backend=None):
     """Where the records come from: this process, or a Dask cluster and/or a resume file."""
-    from specdetect.distributed import BatchInvariant
     from specdetect.scan import scan_records
 
     if backend is None:
-        # Scores independent of batching: the same bits as cluster and resumed runs.
         return scan_records(
             inputs,
-            BatchInvariant(detector),
+            detector,
             threshold=threshold,
             frames=frames,
             device=device,
@@ -191,7 +189,6 @@ class _Backend:
 
         if hasattr(detector, "result"):  # loaded in the background: wait, raise its error
             detector = detector.result()
-        detector = dask_backend.BatchInvariant(detector)
 
         def local(paths):
             return scan_records(
