@@ -1,7 +1,154 @@
-"""Placeholder: commands land here with their issue."""
+"""GAN commands: gan-train, gan-sample, upconv-ae (torch loads inside the commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+
+from specdetect.cli._common import DEVICE_HELP, error_line, fail
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("gan-train")(gan_train)
+    app.command("gan-sample")(gan_sample)
+    app.command("upconv-ae")(upconv_ae)
+
+
+def gan_train(
+    data_dir: Path = typer.Argument(..., help="Folder of training images (any sizes)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory."),
+    arch: str = typer.Option(
+        "dcgan", help="Objective: dcgan (non-saturating), lsgan, wgan-gp, dragan."
+    ),
+    upsample: str = typer.Option("transconv", help="Up-sampling unit: transconv|nearest|bilinear."),
+    spectral_weight: float = typer.Option(0.0, help="lambda of the spectral loss (0 = off)."),
+    spectral_norm: str = typer.Option("first", help="Spectral loss normalization: first|minmax."),
+    spectral_order: str = typer.Option(
+        "power", help="power: log of ring-mean power (paper); log: ring mean of log power."
+    ),
+    final_convs: int = typer.Option(0, help="5x5 convolutions after the last up-sampling."),
+    size: int = typer.Option(64, help="Image size: 32, 64 or 128."),
+    channels: int = typer.Option(3, help="1 (grayscale) or 3 (RGB)."),
+    epochs: int | None = typer.Option(None, help="Epochs (default 10; with --resume: extend)."),
+    batch: int = typer.Option(64, help="Batch size."),
+    lr: float = typer.Option(2e-4, help="Adam learning rate (betas 0.5, 0.999)."),
+    ngf: int = typer.Option(64, help="Generator base width."),
+    ndf: int = typer.Option(64, help="Discriminator base width."),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str | None = typer.Option(None, help=DEVICE_HELP + " (default auto)"),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
+    freq_shift: str = typer.Option("", help='Frequency-shifted heads "fx,fy;fx,fy".'),
+    inception_weights: Path | None = typer.Option(
+        None, help="TorchScript Inception file (inception-2015-12-05.pt): adds FID."
+    ),
+    max_images: int | None = typer.Option(None, help="Use at most this many images."),
+    metric_images: int = typer.Option(1000, help="Images per metric (real and generated)."),
+    no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip per-epoch metrics."),
+) -> None:
+    """Train a GAN, optionally with the spectral loss; writes a run directory."""
+    import json
+
+    from specdetect.gan.config import GanConfig, parse_freq_shifts
+
+    try:
+        if resume:
+            config_path = out / "config.json"
+            if not config_path.is_file():
+                raise fail(f"{config_path}: no run to resume")
+            stored = json.loads(config_path.read_text())["config"]
+            stored["epochs"] = epochs or stored["epochs"]
+            stored["device"] = device or stored["device"]
+            config = GanConfig.from_dict(stored)
+        else:
+            config = GanConfig(
+                objective=arch,
+                upsample=upsample,
+                size=size,
+                channels=channels,
+                final_convs=final_convs,
+                spectral_weight=spectral_weight,
+                spectral_norm=spectral_norm,
+                spectral_order=spectral_order,
+                ngf=ngf,
+                ndf=ndf,
+                epochs=epochs or 10,
+                batch_size=batch,
+                lr=lr,
+                seed=seed,
+                device=device or "auto",
+                max_images=max_images,
+                metrics=not no_metrics,
+                metric_images=metric_images,
+                inception_weights=str(inception_weights) if inception_weights else None,
+                freq_shifts=parse_freq_shifts(freq_shift),
+            )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if not data_dir.is_dir():
+        raise fail(f"{data_dir}: not a folder")
+
+    from specdetect.gan.train import train_gan
+
+    errors: list[str] = []
+
+    def on_error(message: str) -> None:
+        errors.append(message)
+        error_line(message)
+
+    try:
+        result = train_gan(config, data_dir, out, resume=resume, log=typer.echo, on_error=on_error)
+    except (ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"run: {out}  ({result.seconds_per_epoch:.1f} s per epoch)")
+    if errors:
+        raise typer.Exit(1)  # trained, but some inputs were unreadable
+
+
+def gan_sample(
+    run_dir: Path = typer.Argument(..., help="A gan-train run directory."),
+    n: int = typer.Option(64, "-n", help="Number of images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for the PNGs."),
+    seed: int = typer.Option(0, help="Latent seed."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+) -> None:
+    """Write N generated PNG images from a trained run."""
+    from specdetect.gan.sample import write_samples
+    from specdetect.gan.train import load_generator, select_device
+
+    if n < 1:
+        raise fail("-n must be at least 1")
+    try:
+        generator, _ = load_generator(run_dir, select_device(device))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    paths = write_samples(generator, n, out, seed)
+    typer.echo(f"wrote {len(paths)} images to {out}")
+
+
+def upconv_ae(
+    data_dir: Path = typer.Argument(..., help="Folder of real images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (table and plot)."),
+    size: int = typer.Option(64, help="Crop size of the targets (inputs are half)."),
+    crops: int = typer.Option(1024, help="Random crops to train and test on."),
+    steps: int = typer.Option(300, help="Training steps per variant."),
+    spectral_weight: float = typer.Option(1.0, help="lambda of the spectral-loss variants."),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+) -> None:
+    """The paper's up-convolution auto-encoder experiment (Figures 5, 7, 8)."""
+    from specdetect.gan.train import select_device
+    from specdetect.gan.upconv_ae import AeConfig, run_experiment
+
+    if not data_dir.is_dir():
+        raise fail(f"{data_dir}: not a folder")
+    try:
+        config = AeConfig(
+            size=size, crops=crops, steps=steps, spectral_weight=spectral_weight, seed=seed
+        )
+        result = run_experiment(data_dir, out, config, select_device(device), on_error=error_line)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(result.table)
+    typer.echo(f"table: {out / 'table.md'}  plot: {out / 'spectra.png'}")

@@ -1,0 +1,473 @@
+"""Frequency shifting: move a signal's spectrum, and let generators use it.
+
+Multiplying an image by the complex carrier ``exp(2*pi*i*(fx*x + fy*y))``
+moves its 2-D spectrum by ``(fx, fy)`` cycles per pixel: DFT bin ``(ky, kx)``
+goes to ``(ky + fy*H, kx + fx*W)`` (cyclically). Khayatkhoei and Elgammal
+("Spatial Frequency Bias in Convolutional Generative Adversarial Networks")
+use this to steer a generator: convolutional generators learn low frequencies
+well and high ones badly, so let a branch learn content near zero frequency
+and shift it to where it belongs.
+
+Conventions
+-----------
+* ``x`` is the column index ``0..W-1`` and ``y`` the row index ``0..H-1`` of
+  the last two tensor axes, in pixels; ``fx`` and ``fy`` are in cycles per
+  pixel (``0.25`` = a period of four pixels).
+* Complex data is either a complex tensor (:func:`frequency_shift`), or a
+  pair of real tensors ``(real, imag)`` (:func:`shift_real_part`,
+  :func:`frequency_shift_pair`). The pair form uses only real arithmetic, so it
+  runs wherever real convolutions run and autograd is the ordinary one.
+* Images are real. A generator branch therefore produces a real and an
+  imaginary channel per image channel and keeps the real part of the shifted
+  result: ``Re((u + i v) * exp(i t)) = u cos t - v sin t``. The real part of a
+  shift by ``+f`` holds energy at ``+f`` and at ``-f`` (its mirror), as every
+  real image must.
+* Whole-output shifting works on the analytic ("one-sided") signal:
+  :func:`demodulate` keeps the half of the spectrum on the carrier's side,
+  doubles it and shifts it down by the carrier, giving a complex baseband
+  envelope (2 channels per image channel) that a generator can learn at low
+  frequency; :func:`remodulate` (the generator's ``output_transform``, see
+  :class:`Remodulate`) shifts it back up and keeps the real part. The pair is
+  exact: ``remodulate(demodulate(x, f), f) == x`` for every real ``x``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "FrequencyShift",
+    "FrequencyShiftHead",
+    "Remodulate",
+    "SidebandShift",
+    "analytic_mask",
+    "attach_frequency_shift_heads",
+    "carrier_waves",
+    "demodulate",
+    "frequency_shift",
+    "frequency_shift_pair",
+    "parse_shifts",
+    "remodulate",
+    "shift_real_part",
+    "sideband_shift",
+]
+
+
+# --------------------------------------------------------------------------
+# Plain functions
+# --------------------------------------------------------------------------
+def carrier_waves(
+    height: int,
+    width: int,
+    fx: float,
+    fy: float,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine and sine of the carrier phase ``2*pi*(fx*x + fy*y)``.
+
+    Parameters
+    ----------
+    height, width : int
+        Image shape.
+    fx, fy : float
+        Carrier frequency in cycles per pixel along columns (x) and rows (y).
+    device, dtype
+        Where and how to build the tensors.
+
+    Returns
+    -------
+    cos, sin : Tensor
+        Each of shape ``(height, width)``.
+
+    Examples
+    --------
+    >>> c, s = carrier_waves(2, 4, 0.25, 0.0)
+    >>> c[0].round().tolist(), s[0].round().tolist()
+    ([1.0, 0.0, -1.0, -0.0], [0.0, 1.0, 0.0, -1.0])
+    """
+    # float64 phase, so large images keep their exact period before the cast.
+    y = torch.arange(height, device=device, dtype=torch.float64)[:, None]
+    x = torch.arange(width, device=device, dtype=torch.float64)[None, :]
+    phase = 2.0 * math.pi * (fx * x + fy * y)
+    return torch.cos(phase).to(dtype), torch.sin(phase).to(dtype)
+
+
+def frequency_shift(x: torch.Tensor, fx: float, fy: float) -> torch.Tensor:
+    """Shift the spectrum of ``x`` by ``(fx, fy)`` cycles per pixel.
+
+    Computes ``x * exp(2*pi*i*(fx*col + fy*row))`` over the last two axes.
+
+    Parameters
+    ----------
+    x : Tensor, shape (..., H, W)
+        Real or complex. A real tensor is taken as ``x + 0i``.
+    fx, fy : float
+        Shift in cycles per pixel. DFT bin ``kx`` moves to ``kx + fx * W``
+        (exactly a bin when ``fx * W`` is an integer).
+
+    Returns
+    -------
+    Tensor, complex, shape (..., H, W)
+        Differentiable with respect to ``x``. ``frequency_shift(y, -fx, -fy)``
+        undoes it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.ones(4, 4)
+    >>> y = frequency_shift(x, 0.25, 0.0)
+    >>> torch.fft.fft2(y).abs().argmax().item()  # DC moved to column 1
+    1
+    """
+    real_dtype = x.real.dtype if x.is_complex() else x.dtype
+    cos, sin = carrier_waves(x.shape[-2], x.shape[-1], fx, fy, x.device, real_dtype)
+    return x * torch.complex(cos, sin)
+
+
+def frequency_shift_pair(
+    real: torch.Tensor, imag: torch.Tensor, fx: float, fy: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`frequency_shift` for complex data stored as two real tensors.
+
+    Parameters
+    ----------
+    real, imag : Tensor, shape (..., H, W)
+        Real and imaginary parts.
+    fx, fy : float
+        Shift in cycles per pixel.
+
+    Returns
+    -------
+    real, imag : Tensor
+        Parts of ``(real + i imag) * exp(2*pi*i*(fx*x + fy*y))``.
+    """
+    cos, sin = carrier_waves(real.shape[-2], real.shape[-1], fx, fy, real.device, real.dtype)
+    return real * cos - imag * sin, real * sin + imag * cos
+
+
+def shift_real_part(real: torch.Tensor, imag: torch.Tensor, fx: float, fy: float) -> torch.Tensor:
+    """Real part of the frequency-shifted complex signal ``real + i imag``.
+
+    This is what a frequency-shifted generator branch adds to the image: the
+    branch learns a (smooth, low-frequency) complex envelope ``u + i v`` and
+    the output is ``u cos t - v sin t`` with ``t = 2*pi*(fx*x + fy*y)``.
+
+    Parameters
+    ----------
+    real, imag : Tensor, shape (..., H, W)
+        Real and imaginary parts.
+    fx, fy : float
+        Shift in cycles per pixel.
+
+    Returns
+    -------
+    Tensor, shape (..., H, W)
+    """
+    cos, sin = carrier_waves(real.shape[-2], real.shape[-1], fx, fy, real.device, real.dtype)
+    return real * cos - imag * sin
+
+
+def analytic_mask(height: int, width: int, fx: float, fy: float) -> torch.Tensor:
+    """Weights that turn a real image's ``fft2`` into its one-sided spectrum.
+
+    Frequencies on the carrier's side (``k . f > 0``) get weight 2, their
+    mirrors 0, and frequencies that are their own mirror's partner on the
+    boundary line (``k . f == 0``, and Nyquist bins whose mirror is not on the
+    other side) weight 1. For every real ``x``:
+    ``Re(ifft2(mask * fft2(x))) == x``.
+
+    Parameters
+    ----------
+    height, width : int
+        Image shape.
+    fx, fy : float
+        Carrier direction (its length does not matter, only its direction).
+
+    Returns
+    -------
+    Tensor, float32, shape (height, width)
+    """
+    if fx == 0 and fy == 0:
+        raise ValueError("the carrier frequency must not be (0, 0)")
+    ky = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
+    kx = torch.fft.fftfreq(width, dtype=torch.float64)[None, :]
+    side = torch.sign(kx * fx + ky * fy)
+    # Mirror of bin (i, j) is (-i mod H, -j mod W).
+    rows = (-torch.arange(height)) % height
+    cols = (-torch.arange(width)) % width
+    mirror_side = side[rows][:, cols]
+    antisymmetric = (side + mirror_side) == 0
+    mask = torch.where(antisymmetric, 1.0 + side, torch.ones_like(side))
+    return mask.to(torch.float32)
+
+
+def demodulate(x: torch.Tensor, fx: float, fy: float) -> torch.Tensor:
+    """Complex baseband envelope of ``x`` around the carrier ``(fx, fy)``.
+
+    The matching dataset shift of a whole-output shifted generator: train the
+    generator on ``demodulate(data)`` (low frequency) and shift its output back
+    up with :class:`Remodulate`.
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, C, H, W)
+        Real images.
+    fx, fy : float
+        Carrier frequency in cycles per pixel.
+
+    Returns
+    -------
+    Tensor, shape (B, 2C, H, W)
+        Real parts in channels ``[0, C)``, imaginary parts in ``[C, 2C)``. A
+        cosine ``a * cos(2*pi*f.p + phi)`` becomes the constant ``a*exp(i phi)``.
+    """
+    mask = analytic_mask(x.shape[-2], x.shape[-1], fx, fy).to(x.device)
+    analytic = torch.fft.ifft2(torch.fft.fft2(x) * mask)
+    baseband = frequency_shift(analytic, -fx, -fy)
+    return torch.cat([baseband.real, baseband.imag], dim=1).to(x.dtype)
+
+
+def remodulate(envelope: torch.Tensor, fx: float, fy: float) -> torch.Tensor:
+    """Inverse of :func:`demodulate`: shift the envelope up, keep the real part.
+
+    Parameters
+    ----------
+    envelope : Tensor, shape (B, 2C, H, W)
+        Real parts then imaginary parts, as :func:`demodulate` returns them.
+    fx, fy : float
+        Carrier frequency in cycles per pixel.
+
+    Returns
+    -------
+    Tensor, shape (B, C, H, W)
+    """
+    if envelope.shape[1] % 2:
+        raise ValueError(f"an envelope has an even number of channels, got {envelope.shape[1]}")
+    real, imag = envelope.chunk(2, dim=1)
+    return shift_real_part(real, imag, fx, fy)
+
+
+def sideband_shift(
+    x: torch.Tensor,
+    fx: float,
+    fy: float,
+    direction: tuple[float, float] | None = None,
+) -> torch.Tensor:
+    """Real-to-real spectrum shift: one side by ``+(fx, fy)``, its mirror by ``-(fx, fy)``.
+
+    The half of the spectrum on ``direction``'s side (the analytic signal)
+    is shifted by ``(fx, fy)`` and the real part kept, so a real image stays a
+    real image with the same number of channels. This is the whole-output
+    shift for single-channel generators: move a dataset whose content sits
+    around a carrier ``f`` down to a low frequency ``f0`` with
+    ``sideband_shift(data, *(f0 - f), direction=f)``, train on it, and shift
+    the generator's output back with ``SidebandShift(*(f - f0), direction=f)``.
+    The round trip is exact when no content crosses the boundary line
+    ``k . direction == 0`` on the way (true for carriers well inside the band,
+    and for planar cosines).
+
+    Parameters
+    ----------
+    x : Tensor, shape (..., H, W)
+        Real images.
+    fx, fy : float
+        Shift in cycles per pixel.
+    direction : (dx, dy), optional
+        Which side of the spectrum moves by ``+(fx, fy)``; default the shift
+        itself.
+
+    Returns
+    -------
+    Tensor, shape (..., H, W), real; differentiable.
+    """
+    dx, dy = direction if direction is not None else (fx, fy)
+    mask = analytic_mask(x.shape[-2], x.shape[-1], dx, dy).to(x.device)
+    analytic = torch.fft.ifft2(torch.fft.fft2(x) * mask)
+    return frequency_shift(analytic, fx, fy).real.to(x.dtype)
+
+
+def parse_shifts(text: str) -> list[tuple[float, float]]:
+    """Parse ``"fx,fy;fx,fy"`` into a list of shifts (fractions like 1/16 allowed).
+
+    Examples
+    --------
+    >>> parse_shifts("1/16,0; 0,0.0625")
+    [(0.0625, 0.0), (0.0, 0.0625)]
+    """
+    shifts = []
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        pieces = [p.strip() for p in part.split(",")]
+        if len(pieces) != 2:
+            raise ValueError(f"a shift is 'fx,fy', got {part!r}")
+        shifts.append((_number(pieces[0]), _number(pieces[1])))
+    return shifts
+
+
+def _number(text: str) -> float:
+    if "/" in text:
+        numerator, denominator = text.split("/", 1)
+        return float(numerator) / float(denominator)
+    return float(text)
+
+
+# --------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------
+class FrequencyShift(nn.Module):
+    """Module form of :func:`frequency_shift` (complex output).
+
+    Parameters
+    ----------
+    fx, fy : float
+        Shift in cycles per pixel.
+    """
+
+    def __init__(self, fx: float, fy: float) -> None:
+        super().__init__()
+        self.fx, self.fy = float(fx), float(fy)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return frequency_shift(x, self.fx, self.fy)
+
+    def extra_repr(self) -> str:
+        return f"fx={self.fx}, fy={self.fy}"
+
+
+class Remodulate(nn.Module):
+    """Module form of :func:`remodulate`: a generator ``output_transform``.
+
+    Set it on a generator trained on :func:`demodulate`-d data, so that its
+    samples come out at the carrier frequency.
+    """
+
+    def __init__(self, fx: float, fy: float) -> None:
+        super().__init__()
+        self.fx, self.fy = float(fx), float(fy)
+
+    def forward(self, envelope: torch.Tensor) -> torch.Tensor:
+        return remodulate(envelope, self.fx, self.fy)
+
+    def extra_repr(self) -> str:
+        return f"fx={self.fx}, fy={self.fy}"
+
+
+class SidebandShift(nn.Module):
+    """Module form of :func:`sideband_shift`: a one-channel ``output_transform``."""
+
+    def __init__(self, fx: float, fy: float, direction: tuple[float, float] | None = None) -> None:
+        super().__init__()
+        self.fx, self.fy = float(fx), float(fy)
+        self.direction = tuple(direction) if direction is not None else (self.fx, self.fy)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sideband_shift(x, self.fx, self.fy, self.direction)
+
+    def extra_repr(self) -> str:
+        return f"fx={self.fx}, fy={self.fy}, direction={self.direction}"
+
+
+class FrequencyShiftHead(nn.Module):
+    """Generator branch: trunk features -> complex envelope -> shifted real part.
+
+    A 3x3 convolution maps the trunk feature map to ``2 * out_channels``
+    channels, the real and imaginary parts of an envelope; bilinear
+    up-sampling brings them to the output size; the envelope is shifted by
+    the fixed ``(fx, fy)`` and its real part returned. The envelope is
+    computed at the trunk's (lower) resolution on purpose: it is meant to be
+    smooth (the shift supplies the high frequency), and it keeps the branch
+    cheap (a few percent of a training step).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the trunk feature map.
+    out_channels : int
+        Image channels.
+    in_size, out_size : int
+        Trunk feature-map size and image size (square).
+    fx, fy : float
+        Fixed shift in cycles per pixel.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        in_size: int,
+        out_size: int,
+        fx: float,
+        fy: float,
+    ) -> None:
+        super().__init__()
+        self.fx, self.fy = float(fx), float(fy)
+        self.out_channels = out_channels
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, 2 * out_channels, kernel_size=3, padding=1, bias=False)
+        ]
+        if out_size != in_size:
+            layers.append(
+                nn.Upsample(size=(out_size, out_size), mode="bilinear", align_corners=False)
+            )
+        self.envelope = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        real, imag = self.envelope(features).chunk(2, dim=1)
+        return shift_real_part(real, imag, self.fx, self.fy)
+
+    def extra_repr(self) -> str:
+        return f"fx={self.fx}, fy={self.fy}"
+
+
+def attach_frequency_shift_heads(
+    generator: nn.Module, shifts: Sequence[tuple[float, float]]
+) -> nn.Module:
+    """Add one :class:`FrequencyShiftHead` per shift to a generator.
+
+    The generator (``specdetect.gan.models.Generator``) exposes its trunk
+    (``trunk``, ``trunk_channels``, ``trunk_size``) and a list
+    ``extra_heads`` whose outputs it adds to the main output before its final
+    ``tanh``; the heads are appended there, so any architecture of the GAN
+    module (any up-sampling unit, any number of final convolutions) can use
+    them. The heads are created on the generator's device and dtype, with
+    PyTorch's default initialization (the generator's own DCGAN
+    initialization has already run).
+
+    Parameters
+    ----------
+    generator : nn.Module
+        Modified in place.
+    shifts : sequence of (fx, fy)
+        Shifts in cycles per pixel, e.g. ``[(1/16, 0), (0, 1/16)]``.
+
+    Returns
+    -------
+    nn.Module
+        The same generator, for chaining.
+    """
+    channels = _first_attribute(generator, ("channels", "out_channels", "image_channels"))
+    size = _first_attribute(generator, ("size", "image_size", "out_size"))
+    reference = next(generator.parameters(), None)
+    for fx, fy in shifts:
+        head = FrequencyShiftHead(
+            generator.trunk_channels, channels, generator.trunk_size, size, fx, fy
+        )
+        if reference is not None:
+            head = head.to(device=reference.device, dtype=reference.dtype)
+        generator.extra_heads.append(head)
+    return generator
+
+
+def _first_attribute(obj: object, names: Sequence[str]) -> int:
+    for name in names:
+        value = getattr(obj, name, None)
+        if isinstance(value, int):
+            return value
+    raise AttributeError(f"{type(obj).__name__} has none of the attributes {list(names)}")
