@@ -88,21 +88,10 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the libraries a run depends on."""
-    import scipy
-    import sklearn
+    """Versions of the libraries a run depends on: the detector's list plus torch."""
+    from specdetect.detect.detector import library_versions
 
-    from specdetect import __version__
-
-    return {
-        "specdetect": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "platform": platform.platform(),
-    }
+    return {**library_versions(), "torch": torch.__version__, "platform": platform.platform()}
 
 
 def _prepare_data(data, config: GanConfig, on_error) -> tuple[torch.Tensor, str]:
