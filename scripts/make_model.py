@@ -6,12 +6,19 @@ scaled down by 2 or more (``*__down*.png``), clean and re-encoded as JPEG
 q90 / q75. Fake: other crops of the same files passed
 through specdetect.synth.make_fake (transposed convolution, nearest and
 bilinear up-sampling with random learned-like kernels), clean and JPEG
-re-encoded the same way. Features: specdetect.features.MODEL_DEFAULT; method:
+re-encoded the same way, plus the GAN samples in data/fake_gan/<variant>/
+(``train_*.png``; written by scripts/make_gan_fakes.py from gan-train runs
+with several objectives and up-sampling units), clean and JPEG re-encoded
+in the same cycle. Features: specdetect.features.MODEL_DEFAULT; method:
 calibrated RBF SVM. Everything is seeded, so the model is reproducible.
 
 Before the final fit on everything, a held-apart check trains on half of the
 source-photo groups and tests on the other half, per image size and JPEG
-quality; those numbers go in models/README.md.
+quality; GAN samples from another latent seed (``test_*.png``) are held
+apart too, per variant, and each variant is also left out of training
+altogether once (does the model generalize to an unseen generator?). The
+``test_*.png`` files are never used to fit the shipped model. Those numbers go in
+models/README.md.
 
 Usage: python scripts/make_model.py [--out models/default.skops]
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +56,25 @@ def jpeg_gray(image: np.ndarray, quality: int | None) -> np.ndarray:
 
 
 VARIANTS = {"native": "__crop", "down": "__down"}
+
+
+def load_gan(gan_dir: Path, split: str):
+    """Feature rows, GAN variant names and JPEG qualities of ``<variant>/<split>_*.png``.
+
+    ``train`` images cycle through QUALITIES like the other crops; ``test``
+    images stay clean (what ``gan-sample`` writes).
+    """
+    rows, names, qualities = [], [], []
+    for folder in sorted(p for p in gan_dir.glob("*") if p.is_dir()):
+        for index, path in enumerate(sorted(folder.glob(f"{split}_*.png"))):
+            quality = QUALITIES[index % len(QUALITIES)] if split == "train" else None
+            image = jpeg_gray(np.asarray(Image.open(path).convert("L")), quality)
+            rows.append(features_numpy(image.astype(np.float32), MODEL_DEFAULT))
+            names.append(folder.name)
+            qualities.append(quality or 0)
+    if not rows:
+        return np.empty((0, MODEL_DEFAULT.n_features), np.float32), np.array([]), np.array([])
+    return np.stack(rows), np.array(names), np.array(qualities)
 
 
 def build(real_dir: Path, per_size: int, seed: int):
@@ -85,15 +112,41 @@ def build(real_dir: Path, per_size: int, seed: int):
     )
 
 
-def held_apart_check(X, y, groups, sizes, qualities, variants, seed: int) -> dict:
-    """Train on half the source groups, test on the rest; accuracy per slice."""
+def held_apart_check(X, y, groups, sizes, qualities, variants, seed: int, gan=None) -> dict:
+    """Train on half the source groups, test on the rest; accuracy per slice.
+
+    ``gan`` = (train rows, train variant names, test rows, test variant
+    names): train rows join the training half as fakes; test rows (another
+    latent seed) are scored per variant, with the training variants in
+    training and with the variant left out of training. Test variants with
+    no training rows are reported as "not trained on".
+    """
     rng = np.random.default_rng(seed)
     names = np.unique(groups)
     rng.shuffle(names)
     test = np.isin(groups, names[: len(names) // 2])
-    model = Detector("svm", MODEL_DEFAULT, seed=seed, cv=0).fit(X[~test], y[~test])
+    X_fit, y_fit = X[~test], y[~test]
+    report = {}
+    if gan is not None and len(gan[2]):
+        gan_X, gan_names, gan_test_X, gan_test_names = gan
+        for variant in np.unique(gan_names):
+            keep = gan_names != variant
+            left_out = Detector("svm", MODEL_DEFAULT, seed=seed, cv=0).fit(
+                np.concatenate([X_fit, gan_X[keep]]), np.r_[y_fit, np.ones(keep.sum(), int)]
+            )
+            flagged = left_out.predict(gan_test_X[gan_test_names == variant]) == 1
+            report[f"gan {variant} (variant left out)"] = float(flagged.mean())
+        X_fit = np.concatenate([X_fit, gan_X])
+        y_fit = np.r_[y_fit, np.ones(len(gan_X), int)]
+    model = Detector("svm", MODEL_DEFAULT, seed=seed, cv=0).fit(X_fit, y_fit)
+    if gan is not None and len(gan[2]):
+        flagged = model.predict(gan_test_X) == 1
+        for variant in np.unique(gan_test_names):
+            tag = "" if variant in gan_names else " (not trained on)"
+            report[f"gan {variant}{tag}"] = float(flagged[gan_test_names == variant].mean())
+        report["gan n_test"] = int(len(gan_test_X))
     correct = model.predict(X[test]) == y[test]
-    report = {"overall": float(correct.mean()), "n_test": int(test.sum())}
+    report = {"overall": float(correct.mean()), "n_test": int(test.sum()), **report}
     for size in SIZES:
         report[f"{size}px"] = float(correct[sizes[test] == size].mean())
     for quality in QUALITIES:
@@ -115,18 +168,48 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--per-size", type=int, default=4, help="Real (and fake) crops per file and size."
     )
+    parser.add_argument(
+        "--gan",
+        type=Path,
+        default=REPO / "data" / "fake_gan",
+        help="GAN samples, one folder per variant (scripts/make_gan_fakes.py).",
+    )
+    parser.add_argument(
+        "--gan-eval-only",
+        nargs="*",
+        default=["*spectral*"],
+        help="Glob patterns of GAN folders that are only scored, never trained on "
+        "(default: the spectral-regularized generators; see models/README.md).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    gan_X, gan_names, _ = load_gan(args.gan, "train")
+    gan_test_X, gan_test_names, _ = load_gan(args.gan, "test")
+    trained = np.array(
+        [not any(fnmatch(name, pattern) for pattern in args.gan_eval_only) for name in gan_names],
+        dtype=bool,
+    )
+    gan_X, gan_names = gan_X[trained], gan_names[trained]
     X, y, groups, sizes, qualities, variants = build(args.real, args.per_size, args.seed)
-    print(f"{int((y == 0).sum())} real and {int((y == 1).sum())} fake crops", file=sys.stderr)
-    check = held_apart_check(X, y, groups, sizes, qualities, variants, args.seed)
-    detector = Detector("svm", MODEL_DEFAULT, seed=args.seed, cv=5).fit(X, y)
+    print(
+        f"{int((y == 0).sum())} real and {int((y == 1).sum())} fake crops, "
+        f"{len(gan_X)} GAN samples ({len(np.unique(gan_names))} variants; "
+        f"{len(gan_test_X)} held apart)",
+        file=sys.stderr,
+    )
+    gan = (gan_X, gan_names, gan_test_X, gan_test_names)
+    check = held_apart_check(X, y, groups, sizes, qualities, variants, args.seed, gan)
+    X_all = np.concatenate([X, gan_X]) if len(gan_X) else X
+    y_all = np.r_[y, np.ones(len(gan_X), int)]
+    detector = Detector("svm", MODEL_DEFAULT, seed=args.seed, cv=5).fit(X_all, y_all)
     detector.summary_["training_data"] = (
         "data/real crops 64-256 px, native and scaled down >= 2x (clean, JPEG q90, q75) "
         "vs synth.make_fake "
-        "(transconv, nearest, bilinear) of other crops, same JPEG mix"
+        "(transconv, nearest, bilinear) of other crops, same JPEG mix, "
+        f"plus data/fake_gan train_*.png ({', '.join(np.unique(gan_names))})"
     )
+    detector.summary_["gan_eval_only"] = list(args.gan_eval_only)
     detector.summary_["held_apart_by_source_group"] = check
     save_model(detector, args.out)
     print(

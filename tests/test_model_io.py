@@ -152,3 +152,28 @@ def test_shipped_model_loads_and_scores():
     assert model.summary_["n_real"] > 100 and model.summary_["cv"]["accuracy"]["mean"] > 0.9
     buffer = io.BytesIO(default_model_path().read_bytes())
     assert zipfile.is_zipfile(buffer)
+
+
+def test_shipped_model_flags_held_apart_gan_samples():
+    """GAN samples from a latent seed never used in training (data/fake_gan/*/test_*.png)."""
+    from fnmatch import fnmatch
+
+    from specdetect.features import features_numpy
+    from specdetect.media import read_luma
+
+    model = load_model(default_model_path())
+    eval_only = model.summary_.get("gan_eval_only", [])
+    gan_dir = default_model_path().parents[1] / "data" / "fake_gan"
+    trained = [
+        folder
+        for folder in sorted(p for p in gan_dir.iterdir() if p.is_dir())
+        if not any(fnmatch(folder.name, pattern) for pattern in eval_only)
+    ]
+    assert len(trained) >= 3  # several architectures and up-sampling units
+    for folder in trained:
+        assert folder.name in model.summary_["training_data"]
+        paths = sorted(folder.glob("test_*.png"))
+        assert len(paths) >= 10
+        X = features_numpy(np.stack([read_luma(p) for p in paths]), model.feature_config)
+        flagged = model.predict(X).mean()
+        assert flagged >= 0.85, f"{folder.name}: only {flagged:.0%} of held-apart samples flagged"
