@@ -97,6 +97,16 @@ def fake_of(image: np.ndarray, rng: np.random.Generator, index: int) -> np.ndarr
     return make_fake(image, rng, FAKE_METHODS[index % len(FAKE_METHODS)])
 
 
+def _distinct_photos(photos: Path):
+    """(path, grayscale image) of each photo, one file of the six ``libjxl__flower*`` encodings."""
+    for path in sorted(photos.iterdir()):
+        if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            continue
+        if path.name.startswith("libjxl__flower.png."):
+            continue  # same photo as libjxl__flower.png (the lossless master is kept)
+        yield path, Image.open(path).convert("L")
+
+
 def derive_real_crops(photos: Path, out: Path, size: int = 256) -> list[dict]:
     """Centre crops of every photo as grayscale PNG (what ``data/real`` holds).
 
@@ -105,12 +115,7 @@ def derive_real_crops(photos: Path, out: Path, size: int = 256) -> list[dict]:
     """
     out.mkdir(parents=True, exist_ok=True)
     records = []
-    for path in sorted(photos.iterdir()):
-        if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-            continue
-        if path.name.startswith("libjxl__flower.png."):
-            continue  # same photo as libjxl__flower.png
-        image = Image.open(path).convert("L")
+    for path, image in _distinct_photos(photos):
         width, height = image.size
         side = min(size, width, height)
         left, top = (width - side) // 2, (height - side) // 2
@@ -139,12 +144,7 @@ def derive_downscaled_crops(photos: Path, out: Path, size: int = 256) -> list[di
     """
     out.mkdir(parents=True, exist_ok=True)
     records = []
-    for path in sorted(photos.iterdir()):
-        if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-            continue
-        if path.name.startswith("libjxl__flower.png."):
-            continue  # same photo as libjxl__flower.png
-        image = Image.open(path).convert("L")
+    for path, image in _distinct_photos(photos):
         width, height = image.size
         side = min(width, height)
         target = min(size, side // 2)
