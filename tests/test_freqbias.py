@@ -18,6 +18,7 @@ from specdetect.gan.frequency import (
     attach_frequency_shift_heads,
     demodulate,
     frequency_shift,
+    latent_unit_phase,
     parse_shifts,
     remodulate,
     shift_real_part,
@@ -121,6 +122,50 @@ def test_head_puts_a_constant_envelope_exactly_at_its_shift():
     power = torch.fft.fft2(out[0, 0].double()).abs() ** 2
     at_carrier = power[0, 12] + power[0, 20]
     assert float(at_carrier / power.sum()) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_latent_phase_sets_the_carrier_phase_from_the_latent():
+    head = FrequencyShiftHead(8, 1, 16, 32, 0.4375, 0.0)
+    with torch.no_grad():
+        conv = head.envelope[0]
+        conv.weight.zero_()
+        conv.weight[0, :, 1, 1] = 1.0 / 8  # constant real envelope 1
+    angles = torch.tensor([0.3, 2.0, -2.5, 3.0])
+    radii = torch.tensor([0.5, 1.0, 2.0, 3.0])  # only the angle matters
+    head.latent = torch.stack([radii * angles.cos(), radii * angles.sin()], dim=1)
+    with torch.no_grad():
+        out = head(torch.ones(4, 8, 16, 16))
+    coefficient = torch.fft.fft2(out[:, 0].double())[:, 0, 14]
+    assert torch.allclose(coefficient.angle(), angles.double(), atol=1e-6)
+    assert torch.allclose(coefficient.abs(), torch.full((4,), 32 * 32 / 2.0).double(), rtol=1e-6)
+    # Uniform angle for a Gaussian latent; the pairs of two heads differ.
+    cos, sin = latent_unit_phase(torch.randn(20000, 6, generator=torch.Generator().manual_seed(0)))
+    hist = torch.histc(torch.atan2(sin, cos).flatten(), bins=8, min=-math.pi, max=math.pi)
+    assert float(hist.min()) > 0.9 * 20000 / 8
+    z = torch.randn(3, 6)
+    assert not torch.allclose(latent_unit_phase(z, 0)[0], latent_unit_phase(z, 1)[0])
+
+
+def test_generator_hands_its_latent_to_the_heads_and_forgets_it():
+    from specdetect.gan.config import GanConfig
+    from specdetect.gan.models import build_generator
+
+    config = GanConfig(size=32, channels=1, ngf=8, nz=16, freq_shifts=[(0.25, 0.0), (0.0, 0.25)])
+    generator = build_generator(config)
+    seen = []
+    for head in generator.extra_heads:
+        head.register_forward_hook(lambda module, args, out: seen.append(module.latent))
+    z = torch.randn(2, 16)
+    generator(z)
+    assert len(seen) == 2 and all(latent is z for latent in seen)
+    assert all(head.latent is None for head in generator.extra_heads)
+    assert [head.latent_index for head in generator.extra_heads] == [0, 1]
+    # Without a latent phase the heads ignore z's angle.
+    plain = FrequencyShiftHead(8, 1, 16, 32, 0.25, 0.0, latent_phase=False)
+    features = torch.rand(1, 8, 16, 16)
+    before = plain(features)
+    plain.latent = torch.tensor([[0.0, 1.0]])
+    assert torch.equal(plain(features), before)
 
 
 @pytest.mark.parametrize("upsample", ["transconv", "nearest"])

@@ -6,7 +6,8 @@ sits at ``f``:
 
 * ``baseline``: the plain generator;
 * ``shifted``: the frequency-shifted generator aimed at ``f`` (branch heads
-  whose complex output is shifted by ``(fx, fy)``, see
+  whose complex output, rotated by a phase from the latent, is shifted by
+  ``(fx, fy)``, see
   :func:`specdetect.gan.frequency.attach_frequency_shift_heads`), or with
   ``shift_mode="whole"`` the plain generator trained on data moved down to a
   low frequency and shifted back up by its ``output_transform``.
