@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from specdetect.gan.carriers import carrier_bin, modulated_patches, planar_cosines, smooth_fields
+from specdetect.gan.config import parse_freq_shifts
 from specdetect.gan.frequency import (
     FrequencyShift,
     FrequencyShiftHead,
@@ -19,7 +20,6 @@ from specdetect.gan.frequency import (
     demodulate,
     frequency_shift,
     latent_unit_phase,
-    parse_shifts,
     remodulate,
     shift_real_part,
     sideband_shift,
@@ -102,9 +102,9 @@ def test_sideband_shift_moves_a_cosine_to_a_low_frequency_and_back():
 
 
 def test_parse_shifts():
-    assert parse_shifts("1/16,0; 0,0.0625;") == [(0.0625, 0.0), (0.0, 0.0625)]
+    assert parse_freq_shifts("1/16,0; 0,0.0625;") == [(0.0625, 0.0), (0.0, 0.0625)]
     with pytest.raises(ValueError):
-        parse_shifts("0.1")
+        parse_freq_shifts("0.1")
 
 
 # --------------------------------------------------------------------------

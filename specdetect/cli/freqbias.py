@@ -97,8 +97,8 @@ def freq_bias(
     import json
 
     from specdetect.atomic import atomic_write
+    from specdetect.gan.config import parse_freq_shifts
     from specdetect.gan.freqbias import FreqBiasConfig, plot_results, results_table, run_freq_bias
-    from specdetect.gan.frequency import parse_shifts
 
     if device not in ("auto", "cpu", "cuda"):
         raise fail(f"--device must be auto, cpu or cuda, got {device!r}")
@@ -117,7 +117,7 @@ def freq_bias(
                 [] if shifted.strip().lower() == "none" else _frequencies(shifted)
             )
         if shifts is not None:
-            settings["shifts"] = parse_shifts(shifts)
+            settings["shifts"] = parse_freq_shifts(shifts)
         settings["base_frequency"] = base_frequency
         if epochs is not None:
             settings["epochs"] = epochs
@@ -145,13 +145,9 @@ def freq_bias(
 
 
 def _frequencies(text: str) -> list[float]:
-    from specdetect.gan.frequency import parse_shifts
+    from specdetect.gan.config import parse_frequency
 
-    values = []
-    for part in text.split(","):
-        part = part.strip()
-        if part:
-            values.append(parse_shifts(f"{part},0")[0][0])  # reuses the fraction parser
+    values = [parse_frequency(part) for part in text.split(",") if part.strip()]
     if not values:
         raise ValueError(f"no frequencies in {text!r}")
     return values

@@ -148,12 +148,27 @@ class GanConfig:
         return cls(**data)
 
 
-def parse_freq_shifts(text: str | None) -> list[tuple[float, float]]:
-    """Parse ``"fx,fy;fx,fy"`` into a list of pairs.
+def parse_frequency(text: str) -> float:
+    """Parse a frequency in cycles per pixel, as a decimal or a fraction.
 
     Examples
     --------
-    >>> parse_freq_shifts("0.0625,0; -0.0625,0.0625")
+    >>> parse_frequency("1/16"), parse_frequency(" 0.25 ")
+    (0.0625, 0.25)
+    """
+    numerator, _, denominator = text.strip().partition("/")
+    try:
+        return float(numerator) / float(denominator) if denominator else float(numerator)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text.strip()!r} is not a frequency (a number or a fraction)") from None
+
+
+def parse_freq_shifts(text: str | None) -> list[tuple[float, float]]:
+    """Parse ``"fx,fy;fx,fy"`` into a list of pairs (fractions like ``1/16`` allowed).
+
+    Examples
+    --------
+    >>> parse_freq_shifts("1/16,0; -0.0625,0.0625")
     [(0.0625, 0.0), (-0.0625, 0.0625)]
     >>> parse_freq_shifts("")
     []
@@ -163,11 +178,8 @@ def parse_freq_shifts(text: str | None) -> list[tuple[float, float]]:
         chunk = chunk.strip()
         if not chunk:
             continue
-        parts = [p.strip() for p in chunk.split(",")]
+        parts = chunk.split(",")
         if len(parts) != 2:
             raise ValueError(f"frequency shift {chunk!r} is not 'fx,fy'")
-        try:
-            pairs.append((float(parts[0]), float(parts[1])))
-        except ValueError:
-            raise ValueError(f"frequency shift {chunk!r} is not two numbers") from None
+        pairs.append((parse_frequency(parts[0]), parse_frequency(parts[1])))
     return pairs

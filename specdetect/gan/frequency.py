@@ -51,7 +51,6 @@ __all__ = [
     "frequency_shift",
     "frequency_shift_pair",
     "latent_unit_phase",
-    "parse_shifts",
     "remodulate",
     "shift_real_part",
     "sideband_shift",
@@ -290,33 +289,6 @@ def sideband_shift(
     mask = analytic_mask(x.shape[-2], x.shape[-1], dx, dy).to(x.device)
     analytic = torch.fft.ifft2(torch.fft.fft2(x) * mask)
     return frequency_shift(analytic, fx, fy).real.to(x.dtype)
-
-
-def parse_shifts(text: str) -> list[tuple[float, float]]:
-    """Parse ``"fx,fy;fx,fy"`` into a list of shifts (fractions like 1/16 allowed).
-
-    Examples
-    --------
-    >>> parse_shifts("1/16,0; 0,0.0625")
-    [(0.0625, 0.0), (0.0, 0.0625)]
-    """
-    shifts = []
-    for part in text.split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        pieces = [p.strip() for p in part.split(",")]
-        if len(pieces) != 2:
-            raise ValueError(f"a shift is 'fx,fy', got {part!r}")
-        shifts.append((_number(pieces[0]), _number(pieces[1])))
-    return shifts
-
-
-def _number(text: str) -> float:
-    if "/" in text:
-        numerator, denominator = text.split("/", 1)
-        return float(numerator) / float(denominator)
-    return float(text)
 
 
 # --------------------------------------------------------------------------
