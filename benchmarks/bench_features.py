@@ -30,23 +30,16 @@ import numpy as np
 from PIL import Image
 
 from specdetect.pipeline import _run_tasks, default_workers
+from specdetect.synth import natural_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench-data"
 
 
 def natural_image(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A colour image with a 1/f amplitude spectrum, like a photograph."""
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    amplitude = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / size)
-    channels = []
-    for _ in range(3):
-        phase = rng.uniform(0, 2 * np.pi, amplitude.shape)
-        channels.append(np.fft.irfft2(amplitude * np.exp(1j * phase), s=(size, size)))
-    image = np.stack(channels, axis=-1)
-    image = (image - image.mean()) / (image.std() + 1e-9)
-    return np.clip(128 + 40 * image, 0, 255).astype(np.uint8)
+    """A colour image with a 1/f amplitude spectrum in each channel, like a photograph."""
+    channels = np.stack([natural_noise(rng, size) for _ in range(3)], axis=-1)
+    return np.clip(128 + 40 * channels, 0, 255).astype(np.uint8)
 
 
 def make_folder(size: int, count: int) -> list[str]:

@@ -50,21 +50,16 @@ def make_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
     """N JPEGs (quality 95): half natural-like textures, half up-sampled fakes."""
     from PIL import Image
 
-    from specdetect.synth import make_fake
+    from specdetect.synth import make_fake, natural_noise
 
     marker = folder / f".done-{n}-{size}"
     paths = [folder / f"{i // 1000:03d}" / f"img{i:06d}.jpg" for i in range(n)]
     if marker.exists():
         return paths
     rng = np.random.default_rng(seed)
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    amplitude = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / size)
     for i, path in enumerate(paths):
         path.parent.mkdir(parents=True, exist_ok=True)
-        phase = np.exp(2j * np.pi * rng.random(amplitude.shape))
-        image = np.fft.irfft2(amplitude * phase, s=(size, size))
-        image = np.clip((image - image.mean()) / image.std() * 40 + 128, 0, 255).astype(np.uint8)
+        image = np.clip(natural_noise(rng, size) * 40 + 128, 0, 255).astype(np.uint8)
         if i % 2:
             image = make_fake(image, rng)
         Image.fromarray(image).save(path, quality=95)

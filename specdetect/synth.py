@@ -23,6 +23,7 @@ from PIL import Image
 
 __all__ = [
     "FAKE_METHODS",
+    "natural_noise",
     "bed_of_nails_upsample",
     "interpolate_upsample",
     "make_fake",
@@ -30,6 +31,27 @@ __all__ = [
 ]
 
 FAKE_METHODS = ("transconv", "nearest", "bilinear")
+
+
+def natural_noise(rng: np.random.Generator, size: int, exponent: float = 1.0) -> np.ndarray:
+    """A random texture with natural-image statistics: amplitude ~ 1 / f**exponent.
+
+    Random phases under a ``1/f`` amplitude spectrum (power ``1/f**2`` for the
+    default exponent, like photographs), standardized to zero mean and unit
+    standard deviation. Draws ``rng.random`` once.
+
+    Examples
+    --------
+    >>> x = natural_noise(np.random.default_rng(0), 32)
+    >>> x.shape, round(float(x.std()), 6)
+    ((32, 32), 1.0)
+    """
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    amplitude = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / size) ** exponent
+    phase = np.exp(2j * np.pi * rng.random(amplitude.shape))
+    image = np.fft.irfft2(amplitude * phase, s=(size, size))
+    return (image - image.mean()) / (image.std() + 1e-12)
 
 
 def random_kernel(rng: np.random.Generator, size: int = 3) -> np.ndarray:

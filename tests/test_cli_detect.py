@@ -8,16 +8,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from specdetect.cli import app
-from specdetect.synth import FAKE_METHODS, make_fake
+from specdetect.synth import FAKE_METHODS, make_fake, natural_noise
 
 runner = CliRunner()
 
 
 def _noise(rng, n=48):
-    fy, fx = np.fft.fftfreq(n)[:, None], np.fft.rfftfreq(n)[None]
-    amplitude = 1 / np.maximum(np.hypot(fx, fy), 1 / n)
-    image = np.fft.irfft2(amplitude * np.exp(2j * np.pi * rng.random(amplitude.shape)), s=(n, n))
-    return np.clip((image - image.mean()) / image.std() * 40 + 128, 0, 255).astype(np.uint8)
+    return np.clip(natural_noise(rng, n) * 40 + 128, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from specdetect.cli import app
 from specdetect.detect import Detector, save_model
 from specdetect.features import FeatureConfig
 from specdetect.pipeline import extract_features
-from specdetect.synth import make_fake
+from specdetect.synth import make_fake, natural_noise
 
 runner = CliRunner()
 SIZE = 64
@@ -33,13 +33,7 @@ SIZE = 64
 
 def natural_image(rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
     """A grayscale uint8 texture with a 1/f amplitude spectrum and random phases."""
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    amplitude = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / size)
-    phase = np.exp(2j * np.pi * rng.random(amplitude.shape))
-    image = np.fft.irfft2(amplitude * phase, s=(size, size))
-    image = (image - image.mean()) / image.std() * 40.0 + 128.0
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(natural_noise(rng, size) * 40.0 + 128.0), 0, 255).astype(np.uint8)
 
 
 def fake_image(rng: np.random.Generator) -> np.ndarray:

@@ -7,16 +7,14 @@ from sklearn.base import clone
 from specdetect.detect import Detector
 from specdetect.detect.evaluate import binary_metrics, choose_threshold
 from specdetect.features import MODEL_DEFAULT, FeatureConfig, features_numpy
-from specdetect.synth import FAKE_METHODS, make_fake
+from specdetect.synth import FAKE_METHODS, make_fake, natural_noise
 
 CONFIG = FeatureConfig(bins=16, norm="center")
 
 
 def _noise(rng, n=48):
-    fy, fx = np.fft.fftfreq(n)[:, None], np.fft.rfftfreq(n)[None]
-    amplitude = 1 / np.maximum(np.hypot(fx, fy), 1 / n) ** rng.uniform(0.8, 1.2)
-    image = np.fft.irfft2(amplitude * np.exp(2j * np.pi * rng.random(amplitude.shape)), s=(n, n))
-    return np.clip((image - image.mean()) / image.std() * 40 + 128, 0, 255).astype(np.uint8)
+    image = natural_noise(rng, n, exponent=rng.uniform(0.8, 1.2))
+    return np.clip(image * 40 + 128, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

@@ -267,17 +267,10 @@ def natural_reference(config: FeatureConfig, size: int = 256, n_images: int = 8)
 
     Deterministic (fixed seed); used to name unlabelled k-means clusters.
     """
+    from specdetect.synth import natural_noise
+
     rng = np.random.default_rng(20200301)
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    radius = np.sqrt(fx**2 + fy**2)
-    amplitude = 1.0 / np.maximum(radius, 1.0 / size)  # power ~ 1/f^2
-    images = []
-    for _ in range(n_images):
-        phase = np.exp(2j * np.pi * rng.random(amplitude.shape))
-        image = np.fft.irfft2(amplitude * phase, s=(size, size))
-        image = (image - image.mean()) / (image.std() + 1e-12) * 50.0 + 128.0
-        images.append(image.astype(np.float32))
+    images = [(natural_noise(rng, size) * 50.0 + 128.0).astype(np.float32) for _ in range(n_images)]
     return features_numpy(np.stack(images), config).astype(np.float64).mean(axis=0)
 
 
