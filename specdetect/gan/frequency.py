@@ -294,7 +294,18 @@ def sideband_shift(
 # --------------------------------------------------------------------------
 # Modules
 # --------------------------------------------------------------------------
-class FrequencyShift(nn.Module):
+class _FixedShift(nn.Module):
+    """Base of the modules that apply one fixed frequency shift ``(fx, fy)``."""
+
+    def __init__(self, fx: float, fy: float) -> None:
+        super().__init__()
+        self.fx, self.fy = float(fx), float(fy)
+
+    def extra_repr(self) -> str:
+        return f"fx={self.fx}, fy={self.fy}"
+
+
+class FrequencyShift(_FixedShift):
     """Module form of :func:`frequency_shift` (complex output).
 
     Parameters
@@ -303,48 +314,33 @@ class FrequencyShift(nn.Module):
         Shift in cycles per pixel.
     """
 
-    def __init__(self, fx: float, fy: float) -> None:
-        super().__init__()
-        self.fx, self.fy = float(fx), float(fy)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return frequency_shift(x, self.fx, self.fy)
 
-    def extra_repr(self) -> str:
-        return f"fx={self.fx}, fy={self.fy}"
 
-
-class Remodulate(nn.Module):
+class Remodulate(_FixedShift):
     """Module form of :func:`remodulate`: a generator ``output_transform``.
 
     Set it on a generator trained on :func:`demodulate`-d data, so that its
     samples come out at the carrier frequency.
     """
 
-    def __init__(self, fx: float, fy: float) -> None:
-        super().__init__()
-        self.fx, self.fy = float(fx), float(fy)
-
     def forward(self, envelope: torch.Tensor) -> torch.Tensor:
         return remodulate(envelope, self.fx, self.fy)
 
-    def extra_repr(self) -> str:
-        return f"fx={self.fx}, fy={self.fy}"
 
-
-class SidebandShift(nn.Module):
+class SidebandShift(_FixedShift):
     """Module form of :func:`sideband_shift`: a one-channel ``output_transform``."""
 
     def __init__(self, fx: float, fy: float, direction: tuple[float, float] | None = None) -> None:
-        super().__init__()
-        self.fx, self.fy = float(fx), float(fy)
+        super().__init__(fx, fy)
         self.direction = tuple(direction) if direction is not None else (self.fx, self.fy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sideband_shift(x, self.fx, self.fy, self.direction)
 
     def extra_repr(self) -> str:
-        return f"fx={self.fx}, fy={self.fy}, direction={self.direction}"
+        return f"{super().extra_repr()}, direction={self.direction}"
 
 
 class FrequencyShiftHead(nn.Module):
