@@ -23,7 +23,7 @@ paths, for cluster workers.
 Loading a model costs about a second (scikit-learn's import), as long as
 featurizing a thousand small images. A
 :class:`DeferredDetector` hides that: given the feature settings up front
-(:func:`peek_feature_config` reads them from the model file without loading
+(:func:`specdetect.detect.model_io.read_feature_config` reads them from the file without loading
 it), :func:`scan_records` starts decoding and featurizing at once, starts the
 load in a thread as soon as the decoding processes exist (never before: forking
 while another thread imports is unsafe), and holds the feature rows, up to
@@ -32,9 +32,7 @@ while another thread imports is unsafe), and holds the feature rows, up to
 
 from __future__ import annotations
 
-import json
 import threading
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -50,7 +48,6 @@ __all__ = [
     "fake_scores",
     "flagged",
     "is_error",
-    "peek_feature_config",
     "scan_records",
     "score_shard",
     "video_verdict",
@@ -199,8 +196,9 @@ class DeferredDetector:
         raises is raised again by :meth:`result` (and so by the scan).
     feature_config : FeatureConfig
         The model's feature settings, known before loading
-        (:func:`peek_feature_config`). The loaded model must have exactly these,
-        otherwise :meth:`result` raises ``RuntimeError``.
+        (:func:`specdetect.detect.model_io.read_feature_config`). The loaded
+        model must have exactly these, otherwise :meth:`result` raises
+        ``RuntimeError``.
     """
 
     def __init__(self, load: Callable[[], Any], feature_config: Any):
@@ -250,26 +248,6 @@ class DeferredDetector:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.result().predict_proba(X)
-
-
-def peek_feature_config(path) -> Any | None:
-    """The feature settings stored in a model file, read without loading the model.
-
-    Reads only the JSON schema inside the ``.skops`` archive (no estimator is
-    built, nothing is imported). Returns None when the file is not laid out as
-    expected; the caller then loads the model first, which reports the problem.
-    """
-    from specdetect.features import FeatureConfig
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            schema = json.loads(archive.read("schema.json"))
-        node = schema["content"]["feature_config"]
-        if node.get("__class__") != "str" or not node.get("is_json"):
-            return None
-        return FeatureConfig.from_dict(json.loads(json.loads(node["content"])))
-    except (OSError, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile):
-        return None
 
 
 # --------------------------------------------------------------------------

@@ -332,9 +332,10 @@ def test_model_read_ahead_is_still_refused_before_any_output(world, tmp_path):
 def test_model_is_loaded_while_features_are_computed(world):
     """The CLI reads the feature settings ahead and loads the model in a thread."""
     from specdetect.detect import load_model
-    from specdetect.scan import DeferredDetector, peek_feature_config, scan_records
+    from specdetect.detect.model_io import read_feature_config
+    from specdetect.scan import DeferredDetector, scan_records
 
-    config = peek_feature_config(world["model"])
+    config = read_feature_config(world["model"])
     assert config == load_model(world["model"]).feature_config
     deferred = DeferredDetector(lambda: load_model(world["model"]), config)
     assert not deferred.ready()

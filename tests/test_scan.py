@@ -240,7 +240,8 @@ def test_text_table_and_summary_line():
 
 
 def test_deferred_detector_waits_for_the_load_and_passes_on_its_errors(images, tmp_path):
-    from specdetect.scan import DeferredDetector, peek_feature_config
+    from specdetect.detect.model_io import read_feature_config
+    from specdetect.scan import DeferredDetector
 
     config = BrightnessDetector.feature_config
     direct = list(scan_records(images, BrightnessDetector(), workers=1))
@@ -256,8 +257,8 @@ def test_deferred_detector_waits_for_the_load_and_passes_on_its_errors(images, t
     with pytest.raises(RuntimeError, match="feature settings differ"):
         list(scan_records(images, other, workers=1))
     (tmp_path / "model.skops").write_bytes(b"not a zip")
-    assert peek_feature_config(tmp_path / "model.skops") is None
-    assert peek_feature_config(tmp_path / "missing.skops") is None
+    assert read_feature_config(tmp_path / "model.skops") is None
+    assert read_feature_config(tmp_path / "missing.skops") is None
 
 
 def test_lean_model_loading_gives_the_same_detector_without_torch(tmp_path):

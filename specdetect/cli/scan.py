@@ -261,10 +261,11 @@ def _open_detector(model: Path | None):
     starts without waiting for it.
     """
     from specdetect.detect import default_model_path, load_model
-    from specdetect.scan import DeferredDetector, peek_feature_config
+    from specdetect.detect.model_io import read_feature_config
+    from specdetect.scan import DeferredDetector
 
     path = default_model_path() if model is None else model
-    config = peek_feature_config(path)
+    config = read_feature_config(path)
     if config is not None:
         return DeferredDetector(partial(load_model, path), config), _display_path(path)
     try:

@@ -36,6 +36,7 @@ __all__ = [
     "ModelError",
     "default_model_path",
     "load_model",
+    "read_feature_config",
     "save_model",
 ]
 
@@ -195,6 +196,26 @@ def load_model(path: str | os.PathLike):
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{path}: inconsistent model file ({_short(exc)})") from None
     return detector
+
+
+def read_feature_config(path: str | os.PathLike):
+    """The feature settings stored in a model file, read without loading the model.
+
+    Reads only the JSON schema inside the ``.skops`` archive (no estimator is
+    built, nothing is imported). Returns None when the file is not laid out as
+    expected; the caller then loads the model first, which reports the problem.
+    """
+    from specdetect.features import FeatureConfig
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+        node = schema["content"]["feature_config"]
+        if node.get("__class__") != "str" or not node.get("is_json"):
+            return None
+        return FeatureConfig.from_dict(json.loads(json.loads(node["content"])))
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile):
+        return None
 
 
 def _check_consistent(detector) -> None:
