@@ -20,9 +20,11 @@ input at a time, and at most one batch is held, so memory stays flat.
 :func:`score_shard` is the same computation as a pure function of a list of
 paths, for cluster workers.
 
-Loading a model costs about a second (scikit-learn's import), as long as
-featurizing a thousand small images. A
-:class:`DeferredDetector` hides that: given the feature settings up front
+A model file's :class:`~specdetect.detect.scorer.Scorer` (NumPy arrays,
+read by :func:`specdetect.detect.model_io.load_scorer` in milliseconds) is
+what ``specdetect scan`` scores with. Loading an older file through
+scikit-learn costs about a second (its import), as long as featurizing a
+thousand small images; a :class:`DeferredDetector` hides that: given the feature settings up front
 (:func:`specdetect.detect.model_io.read_feature_config` reads them from the file without loading
 it), :func:`scan_records` starts decoding and featurizing at once, starts the
 load in a thread as soon as the decoding processes exist (never before: forking

@@ -47,6 +47,7 @@ from specdetect.detect.evaluate import (
     cross_validate,
     summarize_folds,
 )
+from specdetect.detect.scorer import ThresholdMixin
 from specdetect.features import MODEL_DEFAULT, FeatureConfig, features_numpy
 
 __all__ = ["METHODS", "Detector", "natural_reference"]
@@ -54,7 +55,7 @@ __all__ = ["METHODS", "Detector", "natural_reference"]
 METHODS = ("svm", "logreg", "kmeans")
 
 
-class Detector(ClassifierMixin, BaseEstimator):
+class Detector(ThresholdMixin, ClassifierMixin, BaseEstimator):
     """Real-vs-fake classifier on spectral feature vectors.
 
     Parameters
@@ -230,14 +231,6 @@ class Detector(ClassifierMixin, BaseEstimator):
             p_fake = self.estimator_.predict_proba(X)[:, 1]
         p_fake = np.clip(p_fake, 0.0, 1.0)
         return np.column_stack([1.0 - p_fake, p_fake])
-
-    def score_samples(self, X: np.ndarray) -> np.ndarray:
-        """P(fake) of each row (the scan score)."""
-        return self.predict_proba(X)[:, 1]
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """1 (fake) where P(fake) >= ``threshold_``, else 0 (real)."""
-        return (self.score_samples(X) >= self.threshold_).astype(int)
 
 
 def _shape_distance(spectrum: np.ndarray, reference: np.ndarray) -> float:

@@ -12,6 +12,12 @@ written by :mod:`skops.io`) holding a plain dict:
     training summary (counts, cross-validated metrics, threshold, versions).
 ``threshold``, ``n_features``, ``fake_cluster``, ``reference``
     The fitted state of :class:`~specdetect.detect.Detector`.
+``scorer``
+    The arrays of the fitted pipeline that scoring uses
+    (:class:`~specdetect.detect.scorer.Scorer`), as plain ``.npy`` members:
+    :func:`load_scorer` reads them without importing scikit-learn or skops,
+    which is what ``specdetect scan`` does. Files written before this key
+    existed have none and load through :func:`load_model`.
 
 Loading never executes code from the file: skops rebuilds only the types in
 :data:`TRUSTED_TYPES`, a fixed list written here (never taken from the file),
@@ -22,6 +28,7 @@ format version — raises :class:`ModelError` with a one-line message.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -36,6 +43,7 @@ __all__ = [
     "ModelError",
     "default_model_path",
     "load_model",
+    "load_scorer",
     "read_feature_config",
     "save_model",
 ]
@@ -104,6 +112,7 @@ def _skops_io():
 def save_model(detector, path: str | os.PathLike) -> None:
     """Write a fitted :class:`~specdetect.detect.Detector` to one file, atomically."""
     from specdetect.atomic import atomic_write
+    from specdetect.detect.scorer import Scorer
 
     skops_io = _skops_io()
 
@@ -122,6 +131,7 @@ def save_model(detector, path: str | os.PathLike) -> None:
         "fake_cluster": int(detector.fake_cluster_) if hasattr(detector, "fake_cluster_") else -1,
         "reference": None if reference is None else np.asarray(reference, dtype=np.float64),
         "estimator": detector.estimator_,
+        "scorer": dict(Scorer.from_detector(detector).arrays),
     }
     data = skops_io.dumps(payload, compression=zipfile.ZIP_DEFLATED)
     with atomic_write(path, "wb") as handle:
@@ -193,9 +203,92 @@ def load_model(path: str | os.PathLike):
             if detector.fake_cluster_ not in (0, 1):
                 raise ValueError("bad k-means cluster name")
         _check_consistent(detector)
+        if "scorer" in payload:
+            _check_scorer(detector, payload["scorer"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{path}: inconsistent model file ({_short(exc)})") from None
     return detector
+
+
+def load_scorer(path: str | os.PathLike):
+    """The model's :class:`~specdetect.detect.scorer.Scorer`, read with NumPy alone.
+
+    Reads the archive's JSON schema and the scorer's ``.npy`` members
+    (``numpy.load(allow_pickle=False)``); imports neither scikit-learn nor
+    skops and builds no estimator, so it takes milliseconds instead of the
+    second :func:`load_model` needs. The schema is audited first: every node
+    must be a builtin, a NumPy array or scalar, or one of
+    :data:`TRUSTED_TYPES`, the same rule :func:`load_model` applies.
+
+    Returns None whenever the file is anything but a well-formed model with a
+    scorer (older files, untrusted types, corrupt, tampered, foreign): the
+    caller then uses :func:`load_model`, which loads it or raises the
+    :class:`ModelError` that says what is wrong.
+    """
+    from specdetect.detect.scorer import SCORER_ARRAYS, Scorer
+    from specdetect.features import FeatureConfig
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+            if not _schema_trusted(schema):
+                return None
+            content = schema["content"]
+            if (
+                _json_value(content["format"]) != FORMAT
+                or _json_value(content["format_version"]) != FORMAT_VERSION
+                or "scorer" not in content
+            ):
+                return None
+            method = json.loads(_json_value(content["params"]))["method"]
+            config = FeatureConfig.from_dict(json.loads(_json_value(content["feature_config"])))
+            threshold = float(_json_value(content["threshold"]))
+            if int(_json_value(content["n_features"])) != config.n_features:
+                return None
+            nodes = content["scorer"]["content"]
+            if set(nodes) != set(SCORER_ARRAYS.get(method, ())):
+                return None
+            arrays = {name: _read_array(archive, node) for name, node in nodes.items()}
+        scorer = Scorer(method, config, threshold, arrays)
+        probe = scorer.predict_proba(np.zeros((1, config.n_features)))
+        return scorer if np.all(np.isfinite(probe)) else None
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile):
+        return None
+
+
+def _json_value(node: dict):
+    if node.get("__loader__") != "JsonNode" or not node.get("is_json"):
+        raise ValueError("not a JSON node")
+    return json.loads(node["content"])
+
+
+def _read_array(archive: zipfile.ZipFile, node: dict) -> np.ndarray:
+    if node.get("__loader__") != "NdArrayNode" or node.get("type") != "numpy":
+        raise ValueError("not a NumPy array node")
+    with archive.open(node["file"]) as handle:
+        return np.load(io.BytesIO(handle.read()), allow_pickle=False)
+
+
+_BUILTIN_NODES = {"dict", "list", "tuple", "str", "int", "float", "bool", "NoneType"}
+_NUMPY_NODES = {"ndarray", "dtype", "float64", "int64", "int32"}
+
+
+def _schema_trusted(node) -> bool:
+    """Whether every typed node of a skops schema is a builtin, NumPy or trusted type."""
+    if isinstance(node, list):
+        return all(_schema_trusted(item) for item in node)
+    if not isinstance(node, dict):
+        return True
+    if "__class__" in node:
+        module, name = node.get("__module__"), node["__class__"]
+        trusted = (
+            (module == "builtins" and name in _BUILTIN_NODES)
+            or (module == "numpy" and name in _NUMPY_NODES)
+            or f"{module}.{name}" in TRUSTED_TYPES
+        )
+        if not trusted:
+            return False
+    return all(_schema_trusted(value) for value in node.values())
 
 
 def read_feature_config(path: str | os.PathLike):
@@ -241,6 +334,18 @@ def _check_consistent(detector) -> None:
     proba = detector.predict_proba(probe)
     if proba.shape != (1, 2) or not np.all(np.isfinite(proba)):
         raise ValueError("estimator gives no valid probabilities")
+
+
+def _check_scorer(detector, arrays: dict) -> None:
+    """Refuse scorer arrays that do not score like the estimator beside them."""
+    from specdetect.detect.scorer import Scorer
+
+    scorer = Scorer(detector.method, detector.feature_config, detector.threshold_, dict(arrays))
+    rng = np.random.default_rng(0)
+    mean, scale = scorer.arrays["mean"], scorer.arrays["scale"]
+    probe = mean + scale * rng.normal(size=(16, len(mean)))
+    if not np.allclose(scorer.predict_proba(probe), detector.predict_proba(probe), atol=1e-9):
+        raise ValueError("scorer arrays do not match the estimator")
 
 
 def _short(exc: BaseException) -> str:
