@@ -267,16 +267,23 @@ def _threshold(detector: DetectorLike, threshold: float | None) -> float:
 def _score_batch(
     batch: list[FeatureResult], detector: DetectorLike, threshold: float
 ) -> Iterator[dict]:
-    """Score the finite feature rows of a batch in one call, then build the records."""
-    usable = [
-        r for r in batch if r.ok and len(r.features) and bool(np.all(np.isfinite(r.features)))
-    ]
+    """Score the finite feature rows of a batch in one call, then build the records.
+
+    An input is scored when all its rows are finite; the check runs once on
+    the whole batch (per input it would cost as much as the scoring).
+    """
+    decoded = [r for r in batch if r.ok and len(r.features)]
     scores = np.zeros(0)
-    if usable:
-        rows = np.concatenate([r.features for r in usable]).astype(np.float64, copy=False)
-        scores = fake_scores(detector, rows)
+    usable_ids: set[int] = set()
+    if decoded:
+        rows = np.concatenate([r.features for r in decoded]).astype(np.float64, copy=False)
+        lengths = np.array([len(r.features) for r in decoded])
+        bad_rows = ~np.isfinite(rows).all(axis=1)
+        bad_per_input = np.add.reduceat(bad_rows, np.cumsum(lengths) - lengths)
+        usable_ids = {id(r) for r, bad in zip(decoded, bad_per_input, strict=True) if not bad}
+        if usable_ids:
+            scores = fake_scores(detector, rows[np.repeat(bad_per_input == 0, lengths)])
     start = 0
-    usable_ids = {id(r) for r in usable}
     for result in batch:
         if id(result) not in usable_ids:
             yield _error_record(result)

@@ -130,6 +130,21 @@ def test_non_finite_features_become_error_records(tmp_path):
     assert "score" in records[1]
 
 
+def test_scores_stay_aligned_around_a_non_finite_input(tmp_path):
+    from specdetect import scan as scan_module
+
+    paths = [_image(tmp_path / f"{i}.png", 60 + 40 * i, seed=i) for i in range(4)]
+    results = list(
+        scan_module.extract_features(paths, BrightnessDetector.feature_config, workers=1)
+    )
+    expected = [r["score"] for r in scan_module._score_batch(results, BrightnessDetector(), 0.5)]
+    assert len(set(expected)) == 4  # distinct scores, so a shift would show
+    results[1].features[0, 0] = np.inf
+    records = list(scan_module._score_batch(results, BrightnessDetector(), 0.5))
+    assert records[1] == {"path": paths[1], "error": "features are not finite"}
+    assert [records[i]["score"] for i in (0, 2, 3)] == [expected[i] for i in (0, 2, 3)]
+
+
 @pytest.mark.parametrize(
     "scores, fraction, label",
     [
