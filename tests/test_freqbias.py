@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -146,6 +147,50 @@ def test_latent_phase_sets_the_carrier_phase_from_the_latent():
     assert not torch.allclose(latent_unit_phase(z, 0)[0], latent_unit_phase(z, 1)[0])
 
 
+def test_latent_gain_scales_each_images_carrier_and_starts_at_one():
+    head = FrequencyShiftHead(8, 1, 16, 32, 0.4375, 0.0, latent_size=4)
+    with torch.no_grad():
+        conv = head.envelope[0]
+        conv.weight.zero_()
+        conv.weight[0, :, 1, 1] = 1.0 / 8  # constant real envelope 1
+    latent = torch.tensor([[1.0, 0.0, 0.5, -1.0], [0.0, 2.0, -3.0, 0.2], [-1.0, 0.0, 1.0, 1.0]])
+    head.latent = latent
+    features = torch.ones(3, 8, 16, 16)
+
+    def carrier(out: torch.Tensor) -> torch.Tensor:
+        return torch.fft.fft2(out[:, 0].double())[:, 0, 14]
+
+    with torch.no_grad():
+        plain = carrier(head(features))
+        # Initialized to a gain of exactly 1: the head starts as the plain one.
+        assert torch.allclose(plain.abs(), torch.full((3,), 512.0).double(), rtol=1e-6)
+        head.gain.weight.copy_(torch.tensor([[0.0, 0.0, 0.25, 0.0]]) / head.GAIN_RATE)
+        head.gain.bias.fill_(0.1 / head.GAIN_RATE)
+        scaled = carrier(head(features))
+    gains = 0.1 + 0.25 * latent[:, 2]  # 0.225, -0.65, 0.35
+    # Each image's carrier is its gain times the latent-phase carrier (a negative gain
+    # is the opposite phase).
+    torch.testing.assert_close(scaled, plain * gains.double(), rtol=1e-5, atol=1e-3)
+    # Called on its own (no latent) the head skips both the phase and the gain.
+    head.latent = None
+    with torch.no_grad():
+        alone = carrier(head(features))
+    torch.testing.assert_close(alone, torch.full((3,), 512.0 + 0j).to(alone), atol=1e-3, rtol=0)
+    assert FrequencyShiftHead(8, 1, 16, 32, 0.25, 0.0).gain is None  # no latent size
+
+
+def test_head_checkpoints_without_the_gain_load_as_the_same_head():
+    old = FrequencyShiftHead(8, 1, 16, 32, 0.4375, 0.0, latent_gain=False)
+    new = FrequencyShiftHead(8, 1, 16, 32, 0.4375, 0.0, latent_size=4)
+    with torch.no_grad():
+        new.gain.weight.fill_(0.3)  # a trained gain must not survive the load
+    new.load_state_dict(old.state_dict())  # strict: no missing keys
+    features, latent = torch.rand(3, 8, 16, 16), torch.randn(3, 4)
+    old.latent = new.latent = latent
+    with torch.no_grad():
+        torch.testing.assert_close(new(features), old(features))
+
+
 def test_generator_hands_its_latent_to_the_heads_and_forgets_it():
     from specdetect.gan.config import GanConfig
     from specdetect.gan.models import build_generator
@@ -160,6 +205,7 @@ def test_generator_hands_its_latent_to_the_heads_and_forgets_it():
     assert len(seen) == 2 and all(latent is z for latent in seen)
     assert all(head.latent is None for head in generator.extra_heads)
     assert [head.latent_index for head in generator.extra_heads] == [0, 1]
+    assert all(head.gain.in_features == 16 for head in generator.extra_heads)
     # Without a latent phase the heads ignore z's angle.
     plain = FrequencyShiftHead(8, 1, 16, 32, 0.25, 0.0, latent_phase=False)
     features = torch.rand(1, 8, 16, 16)
@@ -299,6 +345,9 @@ def test_freq_bias_cli_smoke(tmp_path):
     for key in ("baseline", "shifted", "shifted_whole"):
         assert all(isinstance(v, float) and v >= 0 for v in results[key].values())
     assert set(results["leakage"]["shifted"]) == set(results["reduction"]) == {"0.375"}
-    assert set(results["timing"]) >= {"baseline_step_ms", "shifted_step_ms", "extra_cost"}
+    timing = results["timing"]
+    assert set(timing) >= {"baseline_step_ms", "shifted_step_ms", "extra_cost"}
+    assert len(timing["extra_cost_rounds"]) == timing["rounds"]
+    assert timing["extra_cost"] == statistics.median(timing["extra_cost_rounds"])
     assert (out / "freq_bias.png").stat().st_size > 1000
     assert "0.375" in result.output and "baseline" in result.output

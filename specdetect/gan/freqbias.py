@@ -6,8 +6,8 @@ sits at ``f``:
 
 * ``baseline``: the plain generator;
 * ``shifted``: the frequency-shifted generator aimed at ``f`` (branch heads
-  whose complex output, rotated by a phase from the latent, is shifted by
-  ``(fx, fy)``, see
+  whose complex output, rotated by a phase from the latent and scaled by a
+  gain learned from it, is shifted by ``(fx, fy)``, see
   :func:`specdetect.gan.frequency.attach_frequency_shift_heads`), or with
   ``shift_mode="whole"`` the plain generator trained on data moved down to a
   low frequency and shifted back up by its ``output_transform``.
@@ -144,8 +144,8 @@ class FreqBiasConfig:
     lr: float = 5e-4
     eval_images: int = 1000
     average_last: int = 4
-    timing_rounds: int = 8
-    timing_steps: int = 16
+    timing_rounds: int = 12
+    timing_steps: int = 32
     device: str = "auto"
     threads: int | None = 1
 
@@ -416,7 +416,11 @@ def measure_step_time(
     Both variants run ``timing_rounds`` short trainings of ``timing_steps``
     steps each with :func:`specdetect.gan.train.train_gan`, alternating (so a
     busy machine slows both alike); the median per-step time of each is
-    reported, and ``extra_cost = shifted / baseline - 1``.
+    reported. ``extra_cost`` is the median over rounds of ``shifted / baseline
+    - 1``, each round's two trainings a second apart: the speed of a shared
+    machine drifts by 20-30% over minutes, which a ratio of the two medians
+    picks up (three back-to-back 20-round runs gave +16%, -2% and +2% that
+    way; see the README). ``extra_cost_rounds`` holds every round's value.
     """
     steps = max(1, config.timing_steps)
     subset = data[: steps * config.batch_size]
@@ -440,10 +444,12 @@ def measure_step_time(
                 samples[name].append(seconds / steps)
     baseline = statistics.median(samples["baseline"])
     shifted = statistics.median(samples["shifted"])
+    per_round = [s / b - 1.0 for s, b in zip(samples["shifted"], samples["baseline"], strict=True)]
     return {
         "baseline_step_ms": 1000 * baseline,
         "shifted_step_ms": 1000 * shifted,
-        "extra_cost": shifted / baseline - 1.0,
+        "extra_cost": statistics.median(per_round),
+        "extra_cost_rounds": per_round,
         "rounds": rounds,
         "steps_per_round": steps,
     }
