@@ -172,33 +172,31 @@ class Scorer(ThresholdMixin):
         a = self.arrays
         standard = (X - a["mean"]) / a["scale"]
         if self.method == "svm":
-            vectors = a["support_vectors"]
-            # RBF kernel exp(-gamma |x - v|^2), expanded as libsvm does.
-            squared = (
-                np.einsum("ij,ij->i", standard, standard)[:, None]
-                + np.einsum("ij,ij->i", vectors, vectors)[None, :]
-                - 2.0 * standard @ vectors.T
-            )
-            kernel = np.exp(-a["gamma"][0] * np.maximum(squared, 0.0))
+            # RBF kernel exp(-gamma |x - v|^2) against every support vector.
+            squared = _squared_distances(standard, a["support_vectors"])
+            kernel = np.exp(-a["gamma"][0] * squared)
             decision = kernel @ a["dual_coef"] + a["intercept"][0]
             p_fake = _expit(-(a["sigmoid_a"][0] * decision + a["sigmoid_b"][0]))
         elif self.method == "logreg":
             p_fake = _expit(standard @ a["coef"] + a["intercept"][0])
         else:
             fake = int(a["fake_cluster"][0])
-            distances = np.sqrt(
-                np.maximum(
-                    np.einsum("ij,ij->i", standard, standard)[:, None]
-                    + np.einsum("ij,ij->i", a["centers"], a["centers"])[None, :]
-                    - 2.0 * standard @ a["centers"].T,
-                    0.0,
-                )
-            )
+            distances = np.sqrt(_squared_distances(standard, a["centers"]))
             d_fake, d_real = distances[:, fake], distances[:, 1 - fake]
             total = d_fake + d_real
             p_fake = np.divide(d_real, total, out=np.full(len(X), 0.5), where=total > 0)
         p_fake = np.clip(p_fake, 0.0, 1.0)
         return np.column_stack([1.0 - p_fake, p_fake])
+
+
+def _squared_distances(rows: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``|r - p|^2`` for every row and point, as ``|r|^2 + |p|^2 - 2 r.p`` (BLAS; libsvm too)."""
+    squared = (
+        np.einsum("ij,ij->i", rows, rows)[:, None]
+        + np.einsum("ij,ij->i", points, points)[None, :]
+        - 2.0 * rows @ points.T
+    )
+    return np.maximum(squared, 0.0)  # rounding can make a tiny distance negative
 
 
 def _expit(values: np.ndarray) -> np.ndarray:
