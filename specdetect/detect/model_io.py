@@ -226,7 +226,6 @@ def load_scorer(path: str | os.PathLike):
     :class:`ModelError` that says what is wrong.
     """
     from specdetect.detect.scorer import SCORER_ARRAYS, Scorer
-    from specdetect.features import FeatureConfig
 
     try:
         with zipfile.ZipFile(path) as archive:
@@ -241,7 +240,7 @@ def load_scorer(path: str | os.PathLike):
             ):
                 return None
             method = json.loads(_json_value(content["params"]))["method"]
-            config = FeatureConfig.from_dict(json.loads(_json_value(content["feature_config"])))
+            config = _stored_feature_config(content)
             threshold = float(_json_value(content["threshold"]))
             if int(_json_value(content["n_features"])) != config.n_features:
                 return None
@@ -254,6 +253,13 @@ def load_scorer(path: str | os.PathLike):
         return scorer if np.all(np.isfinite(probe)) else None
     except (OSError, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile):
         return None
+
+
+def _stored_feature_config(content: dict):
+    """The :class:`~specdetect.features.FeatureConfig` of a skops schema's top-level content."""
+    from specdetect.features import FeatureConfig
+
+    return FeatureConfig.from_dict(json.loads(_json_value(content["feature_config"])))
 
 
 def _json_value(node: dict):
@@ -298,15 +304,10 @@ def read_feature_config(path: str | os.PathLike):
     built, nothing is imported). Returns None when the file is not laid out as
     expected; the caller then loads the model first, which reports the problem.
     """
-    from specdetect.features import FeatureConfig
-
     try:
         with zipfile.ZipFile(path) as archive:
             schema = json.loads(archive.read("schema.json"))
-        node = schema["content"]["feature_config"]
-        if node.get("__class__") != "str" or not node.get("is_json"):
-            return None
-        return FeatureConfig.from_dict(json.loads(json.loads(node["content"])))
+        return _stored_feature_config(schema["content"])
     except (OSError, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile):
         return None
 
