@@ -8,7 +8,7 @@ RUNS := runs
 LINTED := specdetect tests benchmarks scripts fuzz samples
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format bench bench-scan bench-scale model repro-detect repro-gan repro-freqbias fuzz clean
+.PHONY: help install demo test lint format bench bench-scan bench-scale model repro-detect repro-generalize repro-gan repro-freqbias fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[1m%-15s\033[0m %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ model: install ## Rebuild the shipped default model in models/ from files in the
 
 repro-detect: install ## Paper's Table 1: accuracy vs training-set size, clean and JPEG
 	$(BIN)/python scripts/repro_detect.py --out $(RUNS)/repro-detect
+
+repro-generalize: install ## Leave-one-generator-family-out: held-out families, real FP rate, 64-256 px
+	$(BIN)/python scripts/repro_generalize.py --out $(RUNS)/repro-generalize
 
 repro-gan: install ## DCGAN with/without spectral loss, transconv and nearest (long)
 	$(BIN)/python scripts/repro_gan.py --out $(RUNS)/repro-gan
