@@ -17,17 +17,17 @@ Videos (when ``frames > 0``) are decoded by :mod:`specdetect.video` into up to
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
 
+from specdetect._workers import worker_pool
 from specdetect.features import FeatureConfig, features_numpy
 from specdetect.media import VIDEO_EXTENSIONS, MediaError, has_extension, read_luma
 
@@ -239,14 +239,11 @@ def _isolate(job: _Job, task: list[str], workers: int) -> tuple[list[FeatureResu
 
 
 def _make_pool(workers: int) -> Executor:
-    # fork is cheap and safe here: the parent has not started CUDA or threads
-    # yet when the pool is created (first submit happens before any torch use).
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
-        initializer=_single_threaded,
-    )
+    # fork (worker_pool's default where available) is cheap and safe here: the
+    # parent has not started CUDA or threads yet when the pool is created (first
+    # submit happens before any torch use). The workers die with this process,
+    # so a killed scan leaves none behind holding its files.
+    return worker_pool(workers, initializer=_single_threaded)
 
 
 def _single_threaded() -> None:
