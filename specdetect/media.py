@@ -7,10 +7,13 @@ go on with the other inputs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import os
 import stat
 import sys
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -39,6 +42,38 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
 #: bombs). Override per call or with the SPECDETECT_MAX_PIXELS environment variable.
 DEFAULT_MAX_PIXELS = 100_000_000
 
+#: Most pixels a file may claim per byte it holds (SPECDETECT_MAX_PIXELS_PER_BYTE
+#: overrides both; 0 turns the check off). A Huffman-coded JPEG spends at least
+#: one bit on every 8x8 block of its full-resolution component (the DC code of
+#: its first scan), so a complete file holds at most 512 pixels per byte; real
+#: flat images with the standard tables stay under 100. Other formats (PNG,
+#: GIF, WebP, TIFF, arithmetic-coded JPEG) get deflate's largest ratio, 1032:1,
+#: on one-bit pixels: 8,256 pixels per byte. A header edited to claim more than
+#: the file can hold, which decoders fill with grey, is refused before decoding.
+DEFAULT_MAX_PIXELS_PER_BYTE = {"JPEG": 512, "other": 8 * 1032}
+
+#: The bytes-per-pixel check applies only above this size: smaller images are
+#: cheap to decode whatever they claim (a flat 1000x1000 WebP takes 50 bytes).
+PIXELS_PER_BYTE_FLOOR = 1 << 22
+
+#: Most scans a JPEG may have (SPECDETECT_MAX_JPEG_SCANS), for images up to
+#: :data:`SCAN_PIXELS_FLOOR` pixels; above, the limit shrinks in proportion
+#: (25 scans at 100 megapixels). Each progressive scan is a pass over the whole
+#: image, so decoding time grows with scans times pixels, while a repeated scan
+#: costs the file a dozen bytes. Encoders write 6 to about 20; 256 is
+#: nvImageCodec's default, after the libjpeg-turbo security audit.
+DEFAULT_MAX_JPEG_SCANS = 256
+SCAN_PIXELS_FLOOR = 10_000_000
+
+#: CPU time one image may spend being decoded: this many seconds plus
+#: :data:`DECODE_SECONDS_PER_MEGAPIXEL` for each megapixel it claims (about 4 times
+#: what a 24-megapixel PNG needs on the development machine, 50 ns a pixel).
+#: SPECDETECT_DECODE_SECONDS sets a fixed budget instead (0 turns it off).
+#: Checked each time the decoder asks for more of the file (every 64 KB) and
+#: once decoding ends.
+DECODE_SECONDS_BASE = 2.0
+DECODE_SECONDS_PER_MEGAPIXEL = 0.2
+
 # BT.601 luma weights, as PIL uses them for RGB -> L/F conversions.
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -59,6 +94,17 @@ def max_pixels_default() -> int:
     """The pixel limit in force: SPECDETECT_MAX_PIXELS if set, else the default."""
     value = os.environ.get("SPECDETECT_MAX_PIXELS")
     return int(value) if value else DEFAULT_MAX_PIXELS
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def _max_pixels_per_byte(fmt: str) -> float:
+    """The pixels-per-byte limit in force for an image format (0: no limit)."""
+    default = DEFAULT_MAX_PIXELS_PER_BYTE.get(fmt, DEFAULT_MAX_PIXELS_PER_BYTE["other"])
+    return _env_number("SPECDETECT_MAX_PIXELS_PER_BYTE", default)
 
 
 def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.Image:
@@ -87,24 +133,35 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.
 def _decode(path, max_pixels: int | None, luma_only: bool) -> Image.Image:
     limit = max_pixels_default() if max_pixels is None else max_pixels
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.ExitStack() as stack:
             # We enforce our own limit; PIL's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             _check_regular_file(path)
-            image = Image.open(path)
+            if isinstance(path, (str, bytes, os.PathLike)):
+                source = stack.enter_context(_BudgetedFile(path))
+            else:
+                source = path  # a file object: no size to check it against
+            image = Image.open(source)
             width, height = image.size
             if width * height > limit:
                 raise MediaError(
-                    path, f"image is {width}x{height} pixels, over the limit of {limit}"
+                    path,
+                    f"image is {width}x{height} pixels, over the limit of {limit} "
+                    "(SPECDETECT_MAX_PIXELS raises it)",
                 )
             if width < 1 or height < 1:
                 raise MediaError(path, f"image has no pixels ({width}x{height})")
+            if isinstance(source, _BudgetedFile):
+                _check_claims(path, image, source)
+                source.budget_for(width * height)
             if luma_only and image.format == "JPEG" and image.mode == "RGB":
                 # A YCbCr JPEG stores BT.601 luma as its Y plane: have libjpeg
                 # return it directly, at full size (no DCT scaling), skipping
                 # chroma up-sampling and colour conversion.
                 image.draft("L", image.size)
             image.load()
+            if isinstance(source, _BudgetedFile):
+                source.check_budget()  # decoders that read the file in one go
             return ImageOps.exif_transpose(image)
     except MediaError:
         raise
@@ -120,11 +177,132 @@ def _decode(path, max_pixels: int | None, luma_only: bool) -> Image.Image:
         raise MediaError(path, reason) from None
     except Image.DecompressionBombError as exc:
         raise MediaError(path, f"decompression bomb: {exc}") from None
+    except DecodeBudgetExceeded as exc:
+        raise MediaError(
+            path,
+            f"decoding took more than {exc.args[0]:g} s of CPU time "
+            "(SPECDETECT_DECODE_SECONDS raises the limit)",
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
             # A file-system error (symlink loop, I/O error), not a decoding one.
             raise MediaError(path, f"cannot read file ({exc.strerror})") from None
         raise MediaError(path, f"cannot decode image ({_describe(exc)})") from None
+
+
+class DecodeBudgetExceeded(Exception):
+    """Raised from inside a decoder's read when the decode-time budget is spent."""
+
+
+class _BudgetedFile(io.BufferedReader):
+    """An image file whose reads stop once decoding has used its CPU-time budget.
+
+    PIL feeds its decoders by reading the file in 64 KB blocks, so a decoder
+    running on hostile data is stopped at its next read.
+    """
+
+    def __init__(self, path):
+        super().__init__(io.FileIO(path, "rb"))
+        self.size = os.fstat(self.fileno()).st_size
+        self.fixed = os.environ.get("SPECDETECT_DECODE_SECONDS")
+        self.seconds = float(self.fixed) if self.fixed else DECODE_SECONDS_BASE
+        self.started = time.thread_time()  # this thread's CPU: a busy machine does not count
+
+    def budget_for(self, pixels: int) -> None:
+        """Set the budget for an image of ``pixels`` pixels, now that its header is read."""
+        if not self.fixed:
+            self.seconds = DECODE_SECONDS_BASE + DECODE_SECONDS_PER_MEGAPIXEL * pixels / 1e6
+
+    def check_budget(self) -> None:
+        if self.seconds > 0 and time.thread_time() - self.started > self.seconds:
+            raise DecodeBudgetExceeded(self.seconds)
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.check_budget()
+        return super().read(size)
+
+
+def _check_claims(path, image: Image.Image, source: _BudgetedFile) -> None:
+    """Refuse an image that claims more than its bytes can hold, or too many JPEG scans."""
+    width, height = image.size
+    pixels = width * height
+    arithmetic, scans = False, 0
+    jpeg = image.format in ("JPEG", "MPO")  # MPO: a JPEG with more pictures after it
+    if jpeg:
+        scan_limit = int(_env_number("SPECDETECT_MAX_JPEG_SCANS", DEFAULT_MAX_JPEG_SCANS))
+        if pixels > SCAN_PIXELS_FLOOR:
+            scan_limit = max(1, scan_limit * SCAN_PIXELS_FLOOR // pixels) if scan_limit else 0
+        arithmetic, scans = _jpeg_structure(source, stop_after=scan_limit)
+        if scan_limit > 0 and scans > scan_limit:
+            raise MediaError(
+                path,
+                f"JPEG has more than {scan_limit} scans for {width}x{height} pixels (each "
+                "progressive scan is a pass over the whole image; SPECDETECT_MAX_JPEG_SCANS "
+                "raises the limit)",
+            )
+    fmt = "JPEG" if jpeg and not arithmetic else "other"
+    ratio = _max_pixels_per_byte(fmt)
+    if pixels > PIXELS_PER_BYTE_FLOOR and ratio > 0 and pixels > ratio * source.size:
+        raise MediaError(
+            path,
+            f"image claims {width}x{height} pixels but the file holds only {source.size} "
+            f"bytes, over the limit of {ratio:g} pixels per byte for {image.format} "
+            "(an edited header or a truncated file; SPECDETECT_MAX_PIXELS_PER_BYTE "
+            "raises the limit)",
+        )
+
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_ARITHMETIC_SOF = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def _jpeg_structure(handle: io.BufferedReader, stop_after: int) -> tuple[bool, int]:
+    """Whether a JPEG is arithmetic-coded, and how many scans it has.
+
+    Walks the header segments up to the first scan (so an embedded EXIF
+    thumbnail is skipped), then counts the ``FF DA`` (start of scan) markers
+    after it: entropy-coded data cannot contain that byte pair (a data byte
+    ``FF`` is always followed by ``00``). Counting stops past ``stop_after``
+    (when positive). The file position is restored.
+    """
+    start = handle.tell()
+    arithmetic, scans = False, 0
+    try:
+        handle.seek(0)
+        if handle.read(2) != b"\xff\xd8":
+            return False, 0
+        while True:
+            byte = handle.read(1)
+            if not byte:
+                return arithmetic, 0
+            if byte != b"\xff":
+                continue  # not at a marker: a broken file, PIL reports it
+            marker = handle.read(1)
+            while marker == b"\xff":  # fill bytes
+                marker = handle.read(1)
+            if not marker:
+                return arithmetic, 0
+            code = marker[0]
+            if code in _STANDALONE:
+                continue
+            length = int.from_bytes(handle.read(2), "big")
+            if code in _SOF_MARKERS:
+                arithmetic = code in _ARITHMETIC_SOF
+            if code == 0xDA:
+                scans = 1
+                break
+            handle.seek(max(length - 2, 0), os.SEEK_CUR)
+        previous = b""
+        while stop_after <= 0 or scans <= stop_after:
+            chunk = handle.read(1 << 20)
+            if not chunk:
+                break
+            scans += (previous + chunk).count(b"\xff\xda")
+            previous = chunk[-1:] if chunk[-1:] == b"\xff" else b""
+        return arithmetic, scans
+    finally:
+        handle.seek(start)
 
 
 def _check_regular_file(path) -> None:

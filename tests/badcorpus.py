@@ -205,3 +205,53 @@ def _readable(path: Path) -> bool:
         return True
     except PermissionError:
         return False
+
+
+# ---------------------------------------------------------------------------
+# Hostile images: tiny files that claim huge decodes
+# ---------------------------------------------------------------------------
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """``(marker, start, end)`` of each header segment of a JPEG, up to the first scan.
+
+    ``start`` is the offset of the ``0xFF`` byte; ``end`` the offset after
+    the segment (for SOS, after its header, where the entropy-coded data begin).
+    """
+    segments, pos = [], 2
+    while pos + 4 <= len(data):
+        marker = data[pos + 1]
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        segments.append((marker, pos, pos + 2 + length))
+        if marker == 0xDA:
+            break
+        pos += 2 + length
+    return segments
+
+
+def jpeg_claiming(width: int, height: int, size: int = 64, seed: int = 0) -> bytes:
+    """A small valid JPEG whose frame header is edited to claim ``width`` x ``height``.
+
+    The file stays a few kilobytes; libjpeg decodes the missing rows as grey.
+    """
+    data = bytearray(encode(textured(size, seed), "JPEG", quality=90))
+    for marker, start, _ in _jpeg_segments(bytes(data)):
+        if marker in _SOF_MARKERS:
+            data[start + 5 : start + 9] = struct.pack(">HH", height, width)
+            return bytes(data)
+    raise AssertionError("no frame header found")
+
+
+def jpeg_many_scans(repeats: int, size: int = 32, seed: int = 0) -> bytes:
+    """A progressive JPEG whose last scan (header and data) is repeated ``repeats`` times.
+
+    Each repeat is a valid refinement scan, so a decoder runs every one of them
+    over the whole frame: decoding time grows with ``repeats`` times the pixel
+    count, while the file grows by only a few dozen bytes per repeat.
+    """
+    data = encode(textured(size, seed), "JPEG", quality=90, progressive=True)
+    last_sos = data.rfind(b"\xff\xda")
+    eoi = data.rfind(b"\xff\xd9")
+    scan = data[last_sos:eoi]
+    return data[:last_sos] + scan * (repeats + 1) + data[eoi:]

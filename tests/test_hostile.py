@@ -1,0 +1,187 @@
+"""Hostile files and devices (issue 14): bounded decoding, devices left alone,
+edited model files refused, garbled resume records rescanned, link loops ended.
+
+Every hostile input is made here, by the test itself; each case must end in a
+clear one-line error or a correct result.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from badcorpus import encode, jpeg_claiming, jpeg_many_scans, textured
+from typer.testing import CliRunner
+
+from specdetect.atomic import OutputError, atomic_write
+from specdetect.cli import app
+from specdetect.media import MediaError, read_luma
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = str(ROOT / "samples" / "real" / "coffee.png")
+runner = CliRunner()
+
+
+def _scan(*args: str):
+    return runner.invoke(app, ["scan", *args, "--workers", "1"])
+
+
+# ---------------------------------------------------------------------------
+# 1. Output onto devices, pipes and "-": never replaced; write errors exit 2
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def full_device(tmp_path: Path) -> Path:
+    """A private copy of ``/dev/full`` (char device 1, 7): every write fails with ENOSPC."""
+    if os.geteuid() != 0:
+        pytest.skip("making a device node (os.mknod) needs root")
+    node = tmp_path / "full"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+        with open(node, "wb") as handle:  # a nodev mount would refuse to open it
+            handle.write(b"")
+    except OSError as exc:
+        pytest.skip(f"cannot make or open a device node here ({exc.strerror})")
+    return node
+
+
+def test_scan_onto_a_full_device_keeps_the_node_and_exits_2(full_device: Path):
+    result = _scan(SAMPLE, "-o", str(full_device))
+    assert result.exit_code == 2, result.output
+    assert "No space left on device" in result.output
+    assert "wrote the report" not in result.output
+    assert stat.S_ISCHR(os.lstat(full_device).st_mode)  # still the device, not a file
+    assert os.listdir(full_device.parent) == ["full"]  # no temporary file beside it
+
+
+def test_atomic_write_to_a_device_raises_one_line_output_error(full_device: Path):
+    with pytest.raises(OutputError) as caught:
+        with atomic_write(full_device, "w") as handle:
+            handle.write("report\n")
+    assert caught.value.errno == errno.ENOSPC
+    assert str(caught.value) == f"cannot write {full_device}: No space left on device"
+    assert stat.S_ISCHR(os.lstat(full_device).st_mode)
+
+
+def test_scan_into_a_named_pipe_writes_through_it(tmp_path: Path):
+    fifo = tmp_path / "report.pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = _scan(SAMPLE, "--format", "csv", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    lines = received[0].decode().splitlines()
+    assert lines[0] == "path,kind,score,label,error"
+    assert lines[1].startswith(f"{SAMPLE},image,")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["report.pipe"]
+
+
+def test_dash_means_standard_output(tmp_path: Path):
+    # A child process, so that "-" is a real file descriptor (a pipe).
+    code = (
+        "from specdetect.atomic import atomic_write\n"
+        "with atomic_write('-', 'w') as handle:\n"
+        "    handle.write('to stdout')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "to stdout"
+    assert os.listdir(tmp_path) == []  # no file named "-"
+
+
+def test_a_symbolic_link_stays_a_link(tmp_path: Path):
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    with atomic_write(link, "w") as handle:
+        handle.write("new")
+    assert link.is_symlink() and real.read_text() == "new"
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit, RuntimeError])
+def test_no_temporary_file_survives_an_interruption(tmp_path: Path, interruption):
+    target = tmp_path / "report.json"
+    target.write_text("previous")
+    with pytest.raises(interruption):
+        with atomic_write(target, "w") as handle:
+            handle.write("half a report")
+            raise interruption()
+    assert os.listdir(tmp_path) == ["report.json"]
+    assert target.read_text() == "previous"
+
+
+def test_a_folder_target_is_one_line_error(tmp_path: Path):
+    with pytest.raises(OutputError, match="is a directory"):
+        with atomic_write(tmp_path, "w") as handle:
+            handle.write("x")
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# 2. Decoding budget: claimed size against bytes present, JPEG scan count
+# ---------------------------------------------------------------------------
+def test_jpeg_header_claiming_a_huge_image_is_refused(tmp_path: Path):
+    path = tmp_path / "claims-9000x9000.jpg"
+    path.write_bytes(jpeg_claiming(9000, 9000))
+    assert path.stat().st_size < 10_000
+    with pytest.raises(MediaError) as caught:
+        read_luma(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: image claims 9000x9000 pixels")
+    assert "SPECDETECT_MAX_PIXELS_PER_BYTE" in message and "\n" not in message
+
+
+def test_the_pixels_per_byte_limit_can_be_raised(tmp_path: Path, monkeypatch):
+    path = tmp_path / "claims-2100x2100.jpg"
+    path.write_bytes(jpeg_claiming(2100, 2100))  # 4.4 Mpx, just over the floor
+    with pytest.raises(MediaError, match="pixels per byte"):
+        read_luma(path)
+    monkeypatch.setenv("SPECDETECT_MAX_PIXELS_PER_BYTE", "0")  # off
+    assert read_luma(path).shape == (2100, 2100)
+
+
+def test_jpeg_with_many_repeated_scans_is_refused(tmp_path: Path):
+    path = tmp_path / "many-scans.jpg"
+    path.write_bytes(jpeg_many_scans(5000))
+    with pytest.raises(MediaError, match=r"more than 256 scans .*SPECDETECT_MAX_JPEG_SCANS"):
+        read_luma(path)
+
+
+def test_an_ordinary_progressive_jpeg_is_decoded(tmp_path: Path):
+    path = tmp_path / "progressive.jpg"
+    path.write_bytes(encode(textured(64), "JPEG", progressive=True))
+    assert read_luma(path).shape == (64, 64)
+    path.write_bytes(jpeg_many_scans(20, size=64))  # a few extra scans are still fine
+    assert read_luma(path).shape == (64, 64)
+
+
+def test_decode_time_budget(tmp_path: Path, monkeypatch):
+    path = tmp_path / "ok.png"
+    path.write_bytes(encode(textured(64), "PNG"))
+    monkeypatch.setenv("SPECDETECT_DECODE_SECONDS", "1e-9")
+    with pytest.raises(MediaError, match="CPU time .*SPECDETECT_DECODE_SECONDS"):
+        read_luma(path)
+
+
+def test_hostile_images_in_a_scan_are_errors_and_the_rest_is_scored(tmp_path: Path):
+    (tmp_path / "huge.jpg").write_bytes(jpeg_claiming(9000, 9000))
+    (tmp_path / "scans.jpg").write_bytes(jpeg_many_scans(5000))
+    result = _scan(str(tmp_path), SAMPLE, "--format", "csv")
+    assert result.exit_code == 2
+    rows = [line for line in result.stdout.splitlines()[1:] if line]
+    assert any(row.startswith(f"{SAMPLE},image,") for row in rows)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2
+    assert any("huge.jpg: image claims 9000x9000" in line for line in errors)
+    assert any("scans.jpg: JPEG has more than" in line for line in errors)
