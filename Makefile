@@ -60,6 +60,12 @@ repro-gan: install ## DCGAN with/without spectral loss, transconv and nearest (l
 repro-freqbias: install ## Spatial frequency bias: baseline vs frequency-shifted generator (long)
 	$(BIN)/specdetect freq-bias --out $(RUNS)/freq-bias
 
+.PHONY: gan-fakes-long
+gan-fakes-long: install ## Wider, longer GANs (ngf 64) until samples plateau, into data/fake_gan (hours; not CI)
+	$(BIN)/python scripts/make_long_gans.py crops --out $(RUNS)/long-gan/crops -n 6144
+	$(BIN)/python scripts/make_long_gans.py train --data $(RUNS)/long-gan/crops --runs $(RUNS)/long-gan
+	$(BIN)/python scripts/make_long_gans.py sample --runs $(RUNS)/long-gan
+
 fuzz: install ## Fuzz the decoding boundary with hypothesis (and atheris if installed)
 	$(BIN)/python -m pytest -q fuzz
 
