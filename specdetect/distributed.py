@@ -38,6 +38,7 @@ __all__ = [
     "feature_shard_failure",
     "map_paths",
     "map_shards",
+    "open_client",
     "parse_cluster",
     "require_dask",
     "shards_of",
@@ -168,6 +169,23 @@ def dask_client(scheduler: str | None = None, cluster: str | None = None) -> Ite
             yield client
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def open_client(
+    scheduler: str | None = None, cluster: str | None = None, client: Any = None
+) -> Iterator[Any]:
+    """The Dask client to run on: ``client`` itself (left open), else :func:`dask_client`.
+
+    Exactly one of ``scheduler``, ``cluster`` and ``client`` is given.
+    """
+    if client is None:
+        with dask_client(scheduler, cluster) as own:
+            yield own
+        return
+    if scheduler is not None or cluster is not None:
+        raise BackendError("give a Dask client, or a scheduler or cluster to connect to, not both")
+    yield client
 
 
 def shards_of(items: Iterable[T], size: int = DEFAULT_SHARD_SIZE) -> Iterator[list[T]]:

@@ -1,5 +1,13 @@
 """Scanning: a detector's verdict on every input, streamed in input order.
 
+:func:`scan` is the entry point, what ``specdetect scan`` calls: it takes
+input files and a detector (or a model file), and yields one record per
+input, in input order, computed in this process (a pool of decoding
+processes), on a Dask cluster (``scheduler=`` an address, ``cluster="local:N"``
+or ``client=`` a ``distributed.Client``), and/or resumed from a result file
+(``resume=``). :func:`open_detector` opens a model file the way the command
+does, and :func:`list_inputs` expands files, folders and globs.
+
 :func:`scan_records` turns the feature results of
 :func:`specdetect.pipeline.extract_features` into one record per input:
 
@@ -34,22 +42,33 @@ while another thread imports is unsafe), and holds the feature rows, up to
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from specdetect.pipeline import FeatureResult, extract_features
+from specdetect.distributed import DEFAULT_SHARD_SIZE
+from specdetect.featurize import check_backend, list_inputs
+from specdetect.pipeline import FeatureResult, extract_features, resolve_device
 
 __all__ = [
     "BATCH_ROWS",
     "MAX_PENDING_ROWS",
+    "check_options",
     "DeferredDetector",
     "DetectorLike",
     "fake_scores",
     "flagged",
     "is_error",
+    "is_setup_error",
+    "list_inputs",
+    "open_detector",
+    "scan",
     "scan_records",
     "score_shard",
     "video_verdict",
@@ -72,6 +91,273 @@ class DetectorLike(Protocol):
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
 
 
+def scan(
+    inputs: Iterable[str],
+    detector: DetectorLike | str | os.PathLike | None = None,
+    *,
+    threshold: float | None = None,
+    frames: int = 32,
+    device: str = "auto",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    client: Any = None,
+    resume: str | os.PathLike | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    spectra: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> Iterator[dict]:
+    """Scan input files: one record per input, in input order, streamed.
+
+    What ``specdetect scan`` runs. The options are checked now (a bad value
+    raises before anything is read); the work starts with the first record
+    asked for, and the resources it needs (decoding processes, a local
+    cluster, the locked result file) are released when the iterator is
+    exhausted or closed.
+
+    Parameters
+    ----------
+    inputs : iterable of str
+        Image and video files, consumed lazily (see :func:`list_inputs` to
+        expand folders and globs). Videos are recognized by extension.
+    detector : Detector, Scorer, str or PathLike, optional
+        A detector (anything with ``feature_config``, ``threshold_`` and
+        ``predict_proba``), or a model file opened with
+        :func:`open_detector`. Default: the shipped model.
+    threshold : float, optional
+        Flag scores ``>= threshold`` (default: the detector's own).
+    frames : int
+        Frames scored per video.
+    device : {"auto", "cpu", "cuda"}
+        Where spectra are computed in this process (cluster workers use
+        their CPU).
+    workers : int, optional
+        Decoding processes in this process (default: the usable CPUs).
+    scheduler : str, optional
+        Run on the Dask cluster whose scheduler has this address
+        (``tcp://host:8786``); its workers need specdetect installed.
+    cluster : str, optional
+        Start a local Dask cluster for this scan: ``"local:N"`` workers.
+    client : distributed.Client, optional
+        Run on the cluster of an existing Dask client (left open).
+    resume : str or PathLike, optional
+        A JSON-lines result file (:mod:`specdetect.resume`): each shard's
+        records are appended as it finishes, and inputs the file already
+        holds are not scanned again (their stored records are yielded).
+    shard_size : int
+        Inputs per shard (a cluster task, or a unit of the result file).
+    spectra : bool
+        Add ``"spectrum"`` to each new result: the spectrum part of its
+        feature row (the first ``feature_config.bins`` values; the mean
+        over the frames of a video), for plots such as the HTML report.
+        Never written to the result file.
+    warn : callable, optional
+        Receives one-line warnings (a torn line in the result file).
+
+    Yields
+    ------
+    dict
+        A result or error record, as :func:`scan_records` makes them.
+
+    Raises
+    ------
+    ValueError
+        A threshold outside [0, 1], an unknown device, more than one of
+        ``scheduler``, ``cluster`` and ``client``, a bad ``cluster`` value
+        or shard size.
+    RuntimeError
+        ``device="cuda"`` without a CUDA device.
+    specdetect.detect.ModelError, BackendError, ResumeError
+        While iterating: an unusable model file, a cluster that cannot be
+        reached, a result file in use (see :func:`is_setup_error`).
+
+    Examples
+    --------
+    >>> records = scan(["a.png"], "models/default.skops", resume="results.jsonl")  # doctest: +SKIP
+    >>> for record in scan(paths, cluster="local:4"):  # doctest: +SKIP
+    ...     print(record["path"], record.get("score"))
+    """
+    check_options(
+        threshold=threshold,
+        frames=frames,
+        device=device,
+        scheduler=scheduler,
+        cluster=cluster,
+        client=client,
+        shard_size=shard_size,
+    )
+    if detector is None or isinstance(detector, (str, os.PathLike)):
+        detector, _ = open_detector(detector)
+    options = {"threshold": threshold, "frames": frames, "spectra": spectra}
+    if scheduler is None and cluster is None and client is None and resume is None:
+        return scan_records(inputs, detector, device=device, workers=workers, **options)
+    return _backend_records(
+        inputs, detector, options, device, workers, scheduler, cluster, client, resume,
+        shard_size, warn,
+    )  # fmt: skip
+
+
+def check_options(
+    *,
+    threshold: float | None = None,
+    frames: int = 32,
+    device: str = "auto",
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    client: Any = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+) -> None:
+    """Raise what :func:`scan` raises for these options, without scanning.
+
+    Raises
+    ------
+    ValueError, RuntimeError, specdetect.distributed.BackendError
+        See :func:`scan`.
+    """
+    if threshold is not None:
+        _check_threshold(threshold)
+    if frames < 1:
+        raise ValueError(f"frames must be at least 1, got {frames}")
+    resolve_device(device)
+    check_backend(scheduler, cluster, client, shard_size)
+
+
+def _backend_records(
+    inputs, detector, options, device, workers, scheduler, cluster, client, resume, shard_size, warn
+) -> Iterator[dict]:
+    """Records from a cluster and/or a result file; owns both while it runs.
+
+    The model is loaded completely first, so a bad model file is refused
+    before a cluster starts or the result file is touched.
+    """
+    from specdetect import distributed
+    from specdetect.resume import ResultStore, resumed_records, sequential_compute
+
+    if isinstance(detector, DeferredDetector):  # wait for it; raise its error
+        detector = detector.result()
+
+    def local(paths):
+        return scan_records(paths, detector, device=device, workers=workers, **options)
+
+    with contextlib.ExitStack() as stack:
+        store = None
+        if resume is not None:
+            store = stack.enter_context(ResultStore(resume, warn=warn))
+        if scheduler is None and cluster is None and client is None:
+            compute = _without_spectra(sequential_compute(local))
+            yield from resumed_records(inputs, store, compute, shard_size)
+            return
+        client = stack.enter_context(distributed.open_client(scheduler, cluster, client))
+        shard = partial(score_shard, **options)
+        backend = {"shared": {"detector": detector}, "on_failure": failure_record}
+        if store is None:
+            yield from distributed.map_paths(
+                client, shard, inputs, shard_size=shard_size, **backend
+            )
+            return
+
+        def compute(plans, on_done):
+            return distributed.map_shards(
+                client, shard, plans, payload=_todo, on_done=on_done, **backend
+            )
+
+        yield from resumed_records(inputs, store, _without_spectra(compute), shard_size)
+
+
+def _todo(plan) -> list[str]:
+    return plan.todo
+
+
+def _without_spectra(compute):
+    """A ``compute`` for :func:`specdetect.resume.resumed_records` that stores no spectra."""
+
+    def stored(record: dict) -> dict:
+        if "spectrum" not in record:
+            return record
+        return {key: value for key, value in record.items() if key != "spectrum"}
+
+    def wrapped(plans, on_done):
+        return compute(plans, lambda plan, new: on_done(plan, [stored(r) for r in new]))
+
+    return wrapped
+
+
+def failure_record(path: str, exc: BaseException) -> dict:
+    """The error record of an input whose cluster task kept failing."""
+    from specdetect.distributed import describe_failure
+
+    return {"path": path, "error": describe_failure(exc)}
+
+
+def is_setup_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the scan cannot run, rather than a bug.
+
+    An unusable model file (:class:`specdetect.detect.ModelError`), a
+    cluster that cannot be used (:class:`specdetect.distributed.BackendError`)
+    or a result file that cannot (:class:`specdetect.resume.ResumeError`);
+    ``str(exc)`` is one line for the user.
+    """
+    from specdetect.detect.model_io import ModelError
+    from specdetect.distributed import BackendError
+    from specdetect.resume import ResumeError
+
+    return isinstance(exc, (ModelError, BackendError, ResumeError))
+
+
+def open_detector(model: str | os.PathLike | None = None) -> tuple[DetectorLike, str]:
+    """The detector of a model file, and the name to report it under.
+
+    A model file with a scorer (every file written since it was added) is
+    read with NumPy alone, in milliseconds. An older file loads through
+    scikit-learn: when its feature settings can be read up front, as a
+    :class:`DeferredDetector` that :func:`scan_records` loads in a thread
+    while the first inputs are featurized (a bad file then raises from the
+    scan, before its first record); otherwise now.
+
+    Parameters
+    ----------
+    model : str or PathLike, optional
+        The model file (default: the shipped model,
+        :func:`specdetect.detect.default_model_path`).
+
+    Returns
+    -------
+    detector : Scorer, DeferredDetector or Detector
+    name : str
+        ``model``'s path relative to the working directory when it lies
+        below it, else as given (absolute for the shipped model).
+
+    Raises
+    ------
+    specdetect.detect.ModelError
+        Not a specdetect model, or unreadable (``str(err)`` is one line).
+    """
+    from specdetect.detect import default_model_path
+    from specdetect.detect.model_io import ModelError, load_model, load_scorer, read_feature_config
+
+    path = default_model_path() if model is None else Path(model)
+    name = _display_path(path)
+    try:
+        scorer = load_scorer(path)
+        if scorer is not None:
+            return scorer, name
+        config = read_feature_config(path)
+        if config is not None:
+            return DeferredDetector(partial(load_model, path), config), name
+        return load_model(path), name
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model file ({exc.strerror or exc})") from None
+
+
+def _display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
 def scan_records(
     paths: Iterable[str],
     detector: DetectorLike,
@@ -81,6 +367,7 @@ def scan_records(
     device: str = "auto",
     workers: int | None = None,
     batch_rows: int = BATCH_ROWS,
+    spectra: bool = False,
 ) -> Iterator[dict]:
     """One record per input path, in input order, streamed.
 
@@ -100,6 +387,8 @@ def scan_records(
         Decoding processes (default: the usable CPUs; ``1`` runs inline).
     batch_rows : int
         Feature rows per ``predict_proba`` call.
+    spectra : bool
+        Add ``"spectrum"`` to each result (see :func:`scan`).
 
     Yields
     ------
@@ -128,11 +417,11 @@ def scan_records(
         if n_rows >= batch_rows and (
             not deferred or detector.ready() or n_rows >= MAX_PENDING_ROWS
         ):
-            yield from _score_batch(batch, detector, _threshold(detector, threshold))
+            yield from _score_batch(batch, detector, _threshold(detector, threshold), spectra)
             batch, n_rows = [], 0
     if deferred:
         detector.start()
-    yield from _score_batch(batch, detector, _threshold(detector, threshold))
+    yield from _score_batch(batch, detector, _threshold(detector, threshold), spectra)
 
 
 def score_shard(
@@ -143,6 +432,7 @@ def score_shard(
     frames: int = 32,
     device: str = "cpu",
     workers: int = 1,
+    spectra: bool = False,
 ) -> list[dict]:
     """Records for a list of paths, in order: a pure function of its arguments.
 
@@ -151,7 +441,13 @@ def score_shard(
     """
     return list(
         scan_records(
-            paths, detector, threshold=threshold, frames=frames, device=device, workers=workers
+            paths,
+            detector,
+            threshold=threshold,
+            frames=frames,
+            device=device,
+            workers=workers,
+            spectra=spectra,
         )
     )
 
@@ -265,7 +561,7 @@ def _threshold(detector: DetectorLike, threshold: float | None) -> float:
 
 
 def _score_batch(
-    batch: list[FeatureResult], detector: DetectorLike, threshold: float
+    batch: list[FeatureResult], detector: DetectorLike, threshold: float, spectra: bool = False
 ) -> Iterator[dict]:
     """Score the finite feature rows of a batch in one call, then build the records.
 
@@ -289,7 +585,12 @@ def _score_batch(
             yield _error_record(result)
             continue
         n = len(result.features)
-        yield _result_record(result, scores[start : start + n], threshold)
+        record = _result_record(result, scores[start : start + n], threshold)
+        if spectra:
+            bins = detector.feature_config.bins
+            mean = np.asarray(result.features, dtype=np.float64)[:, :bins].mean(axis=0)
+            record["spectrum"] = [float(v) for v in mean]
+        yield record
         start += n
 
 

@@ -348,14 +348,14 @@ def test_model_is_loaded_while_features_are_computed(world):
 @pytest.mark.parametrize("after", [0, 1])
 def test_interrupted_scan_exits_2_not_1(world, monkeypatch, after):
     """Ctrl-C must not read as "flagged" (click's default exit code for it is 1)."""
-    import specdetect.cli.scan as cli_scan
+    import specdetect.scan
 
-    def interrupted(inputs, *args):
+    def interrupted(inputs, *args, **kwargs):
         for _ in range(after):
             yield {"path": "a.png", "kind": "image", "score": 0.9, "label": "fake"}
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_scan, "_record_source", interrupted)
+    monkeypatch.setattr(specdetect.scan, "scan", interrupted)
     result = scan(world, world["fake"], "--exit-zero")
     assert result.exit_code == 2
     assert "interrupted: the scan is incomplete" in result.stderr

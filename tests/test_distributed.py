@@ -206,6 +206,28 @@ def test_scan_same_through_dask(client, images, corpus, model, tmp_path):
     assert sorted(r["path"] for r in lines) == sorted(inputs)
 
 
+def test_library_scan_and_featurize_on_a_dask_client(client, images, corpus, model):
+    """specdetect.scan.scan(client=...) and featurize(client=...): the single-process results."""
+    from specdetect.features import FeatureConfig
+    from specdetect.featurize import featurize
+    from specdetect.scan import scan
+
+    inputs = images[:8] + [e.path for e in corpus][:6]
+    single = list(scan(inputs, model, workers=1, frames=4))
+    on_dask = list(scan(inputs, model, client=client, shard_size=3, frames=4))
+    assert on_dask == single and [r["path"] for r in single] == inputs
+    assert client.status == "running"  # a client passed in is left open
+
+    config = FeatureConfig(bins=16)
+    local = list(featurize(inputs, config, workers=1))
+    remote = list(featurize(inputs, config, client=client, shard_size=5))
+    assert [r.path for r in remote] == inputs
+    assert [r.error for r in remote] == [r.error for r in local]
+    for a, b in zip(local, remote, strict=True):
+        if a.ok:
+            assert np.array_equal(a.features, b.features)
+
+
 class Payload:
     """Unpickling this would run a shell command: the file must never be unpickled."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -300,3 +301,96 @@ def test_lean_model_loading_gives_the_same_detector_without_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), detector.predict_proba(X))
+
+
+# --------------------------------------------------------------------------
+# The library entry point: specdetect.scan.scan
+# --------------------------------------------------------------------------
+def test_scan_entry_point_equals_scan_records_and_resumes(images, tmp_path):
+    """scan() with resume= gives the same records; a rerun reads the file, computes nothing."""
+    from specdetect.scan import scan
+
+    direct = list(scan_records(images, BrightnessDetector(), workers=1))
+    assert list(scan(images, BrightnessDetector(), workers=1)) == direct
+
+    results = tmp_path / "results.jsonl"
+    first = list(scan(images, BrightnessDetector(), workers=1, resume=results, shard_size=4))
+    assert first == direct
+    assert len(results.read_text().splitlines()) == len(images)
+
+    idle = BrightnessDetector()
+    again = list(scan(images, idle, workers=1, resume=results, shard_size=4))
+    assert again == direct and idle.batches == []
+
+
+def test_spectra_reach_the_records_but_not_the_result_file(images, tmp_path):
+    from specdetect.scan import scan
+
+    results = tmp_path / "results.jsonl"
+    records = list(scan(images, BrightnessDetector(), workers=1, resume=results, spectra=True))
+    scored = [r for r in records if "error" not in r]
+    assert scored and all(len(r["spectrum"]) == CONFIG.bins for r in scored)
+    assert "spectrum" not in results.read_text()
+    plain = list(scan(images, BrightnessDetector(), workers=1))
+    assert [{k: v for k, v in r.items() if k != "spectrum"} for r in records] == plain
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"threshold": 1.5}, "threshold must be in [0, 1]"),
+        ({"device": "tpu"}, "device must be auto, cpu or cuda"),
+        ({"frames": 0}, "frames must be at least 1"),
+        ({"scheduler": "tcp://127.0.0.1:1", "cluster": "local:1"}, "at most one of"),
+        ({"cluster": "remote:4"}, "--cluster must be local:N"),
+        ({"shard_size": 0}, "shard size must be at least 1"),
+    ],
+)
+def test_scan_refuses_bad_options_before_reading_anything(options, message):
+    from specdetect.scan import scan
+
+    def never():
+        raise AssertionError("inputs were read")
+        yield
+
+    with pytest.raises(Exception, match=re.escape(message)):
+        scan(never(), BrightnessDetector(), **options)
+
+
+def test_scan_opens_a_model_file_and_refuses_a_bad_one(images, tmp_path):
+    from specdetect.detect import ModelError, default_model_path
+    from specdetect.scan import open_detector, scan
+
+    records = list(scan(images[:3], str(default_model_path()), workers=1))
+    assert [r["path"] for r in records] == images[:3]
+    detector, name = open_detector()
+    assert name.endswith("default.skops") and 0.0 < detector.threshold_ < 1.0
+
+    bad = tmp_path / "bad.skops"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="bad.skops"):
+        open_detector(bad)
+    with pytest.raises(ModelError, match="missing.skops"):
+        open_detector(tmp_path / "missing.skops")
+
+
+def test_the_scan_never_climbs_back_into_the_command_line(tmp_path):
+    """The library runs a resumed scan, and the features job, without importing specdetect.cli."""
+    import subprocess
+    import sys
+
+    for i in range(3):
+        _image(tmp_path / f"i{i}.png", 40 * i + 20, seed=i)
+    code = (
+        "import sys, specdetect.scan as s, specdetect.featurize as f\n"
+        "from specdetect.features import FeatureConfig\n"
+        f"inputs, n = s.list_inputs([{str(tmp_path)!r}])\n"
+        f"records = list(s.scan(inputs, workers=1, resume={str(tmp_path / 'r.jsonl')!r}))\n"
+        f"feats = list(f.featurize(f.list_inputs([{str(tmp_path)!r}])[0], workers=1))\n"
+        "assert n == len(records) == len(feats) == 3, (n, records)\n"
+        "assert all(r.ok for r in feats) and all('score' in r for r in records)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('specdetect.cli')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -34,15 +33,10 @@ def features(
     With --scheduler or --cluster the files are read on a Dask cluster
     (the optional extra: pip install 'specdetect\\[distributed]'); the output is the same.
     """
-    import contextlib
-
-    import numpy as np
-
-    from specdetect.atomic import atomic_write
     from specdetect.distributed import BackendError
     from specdetect.features import FeatureConfig
-    from specdetect.media import iter_paths
-    from specdetect.pipeline import extract_features
+    from specdetect.featurize import FeatureTable, featurize, list_inputs
+    from specdetect.media import IMAGE_EXTENSIONS
 
     if norm not in ("first", "minmax", "none"):
         raise fail(f"--norm must be first, minmax or none, got {norm!r}")
@@ -51,61 +45,36 @@ def features(
     if scheduler is not None and cluster is not None:
         raise fail("give --scheduler or --cluster, not both")
     config = FeatureConfig(bins=bins, norm=norm)
-    inputs = list(iter_paths(paths))
-    if not inputs:
+    inputs, total = list_inputs(paths, IMAGE_EXTENSIONS)
+    if total == 0:
         raise fail("no image files found in the given paths")
 
-    rows, good, failed, errors = [], [], [], []
+    table = FeatureTable(config)
     try:
-        with contextlib.ExitStack() as stack:
-            if scheduler is not None or cluster is not None:
-                results = _cluster_features(stack, inputs, config, scheduler, cluster, shard_size)
-            else:
-                results = extract_features(inputs, config, device=device, workers=workers)
-            for result in progress(results, len(inputs), "features"):
-                if result.ok:
-                    rows.append(result.features[0])
-                    good.append(result.path)
-                else:
-                    error_line(result.error)
-                    failed.append(result.path)
-                    errors.append(result.error)
-    except (RuntimeError, BackendError) as exc:
+        results = featurize(
+            inputs,
+            config,
+            device=device,
+            workers=workers,
+            scheduler=scheduler,
+            cluster=cluster,
+            shard_size=shard_size,
+        )
+        for result in progress(results, total, "features"):
+            table.add(result)
+            if not result.ok:
+                error_line(result.error)
+    except (ValueError, RuntimeError, BackendError) as exc:
         raise fail(str(exc)) from None
 
-    matrix = np.stack(rows) if rows else np.zeros((0, config.n_features), np.float32)
-    with atomic_write(output) as handle:
-        np.savez(
-            handle,
-            features=matrix,
-            paths=np.array(good, dtype=str),
-            config=np.array(json.dumps(config.to_dict())),
-            failed_paths=np.array(failed, dtype=str),
-            errors=np.array(errors, dtype=str),
-        )
-    typer.echo(f"wrote {len(good)} feature vectors to {output} ({len(failed)} failed)", err=True)
-    if failed:
+    if table.n_ok + table.n_failed == 0:  # paths from stdin, none given
+        raise fail("no image files found in the given paths")
+    table.save(output)
+    typer.echo(
+        f"wrote {table.n_ok} feature vectors to {output} ({table.n_failed} failed)", err=True
+    )
+    if table.n_failed:
         raise typer.Exit(2)
-
-
-def _cluster_features(stack, inputs, config, scheduler, cluster, shard_size):
-    """Feature results streamed from a Dask cluster, in input order."""
-    from specdetect.distributed import (
-        dask_client,
-        feature_shard,
-        feature_shard_failure,
-        map_paths,
-    )
-
-    client = stack.enter_context(dask_client(scheduler, cluster))
-    return map_paths(
-        client,
-        feature_shard,
-        inputs,
-        on_failure=feature_shard_failure,
-        shared={"config": config},
-        shard_size=shard_size,
-    )
 
 
 def register(app: typer.Typer) -> None:
