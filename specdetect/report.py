@@ -1,4 +1,5 @@
-"""Scan reports: the JSON document, and writers for JSON, CSV and text.
+"""Scan reports: the JSON document, and writers for JSON, CSV and text (SARIF and JUnit
+in :mod:`specdetect.report_ci`, the HTML review page in :mod:`specdetect.report_html`).
 
 The JSON report is::
 
@@ -39,7 +40,7 @@ __all__ = [
     "write_report",
 ]
 
-FORMATS = ("text", "json", "csv")
+FORMATS = ("text", "json", "csv", "sarif", "junit")
 CSV_COLUMNS = ("path", "kind", "score", "label", "error")
 
 
@@ -218,7 +219,14 @@ _WRITERS = {"json": JsonWriter, "csv": CsvWriter, "text": TextWriter}
 
 
 def make_writer(fmt: str, stream: IO[str], model: str, threshold: float) -> ReportWriter:
-    """A streaming writer for ``fmt`` in :data:`FORMATS`; it writes its header now."""
+    """A streaming writer for ``fmt`` in :data:`FORMATS`; it writes its header now.
+
+    ``sarif`` and ``junit`` are in :mod:`specdetect.report_ci`.
+    """
+    if fmt in ("sarif", "junit"):
+        from specdetect.report_ci import JunitWriter, SarifWriter
+
+        return {"sarif": SarifWriter, "junit": JunitWriter}[fmt](stream, model, threshold)
     if fmt not in _WRITERS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     return _WRITERS[fmt](stream, model, threshold)

@@ -255,7 +255,7 @@ def test_threshold_and_frames_options(world):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--format", "xml"], "--format must be text, json or csv"),
+        (["--format", "xml"], "--format must be text, json, csv, sarif or junit"),
         (["--threshold", "1.5"], "less than or equal to 1"),
         (["--frames", "0"], "greater than or equal to 1"),
         (["--device", "tpu"], "--device must be auto, cpu or cuda"),
