@@ -8,19 +8,33 @@ clear one-line error or a correct result.
 from __future__ import annotations
 
 import errno
+import io
+import json
 import os
+import pickle
 import stat
+import struct
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from badcorpus import encode, jpeg_claiming, jpeg_many_scans, textured
 from typer.testing import CliRunner
 
 from specdetect.atomic import OutputError, atomic_write
 from specdetect.cli import app
+from specdetect.detect.model_io import (
+    ModelError,
+    audit_archive,
+    default_model_path,
+    load_model,
+    load_scorer,
+    read_feature_config,
+)
 from specdetect.media import MediaError, read_luma
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,3 +199,112 @@ def test_hostile_images_in_a_scan_are_errors_and_the_rest_is_scored(tmp_path: Pa
     assert len(errors) == 2
     assert any("huge.jpg: image claims 9000x9000" in line for line in errors)
     assert any("scans.jpg: JPEG has more than" in line for line in errors)
+
+
+# ---------------------------------------------------------------------------
+# 3. Model files: budget before inflating, plain member names, nothing prepended
+# ---------------------------------------------------------------------------
+SHIPPED = default_model_path()
+
+
+def _scorer_member(source: Path, array: str = "support_vectors") -> str:
+    with zipfile.ZipFile(source) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    return schema["content"]["scorer"]["content"][array]["file"]
+
+
+def _rebuild(target: Path, rename: dict[str, str] | None = None, replace=None) -> Path:
+    """The shipped model, rewritten with members renamed (schema too) or replaced."""
+    rename = rename or {}
+    replace = replace or {}
+    with zipfile.ZipFile(SHIPPED) as source, zipfile.ZipFile(target, "w") as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "schema.json":
+                text = data.decode()
+                for old, new in rename.items():
+                    text = text.replace(old, new)
+                data = text.encode()
+            name = rename.get(info.filename, info.filename)
+            out.writestr(name, replace.get(name, data), zipfile.ZIP_DEFLATED)
+    return target
+
+
+def _refused_by_every_loader(path: Path, match: str) -> None:
+    """The fast loader, the settings reader and the full loader agree: refused."""
+    assert load_scorer(path) is None
+    assert read_feature_config(path) is None
+    with pytest.raises(ModelError, match=match) as caught:
+        load_model(path)
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_a_member_inflating_past_the_budget_is_refused_before_reading(tmp_path, monkeypatch):
+    member = _scorer_member(SHIPPED)
+    zeros = np.zeros((8192, 64))  # 4 MiB of float64, a few KB deflated
+    buffer = io.BytesIO()
+    np.save(buffer, zeros)
+    path = _rebuild(tmp_path / "inflates.skops", replace={member: buffer.getvalue()})
+    assert path.stat().st_size < 1_000_000
+    monkeypatch.setenv("SPECDETECT_MAX_MODEL_BYTES", str(2 * 2**20))
+    _refused_by_every_loader(path, r"inflates to \d+ bytes .*SPECDETECT_MAX_MODEL_BYTES")
+    monkeypatch.delenv("SPECDETECT_MAX_MODEL_BYTES")
+    # Within the default budget it is read, and refused for what it is.
+    assert load_scorer(path) is None
+
+
+def test_a_header_that_lies_about_the_size_is_not_inflated_further(tmp_path):
+    member = _scorer_member(SHIPPED)
+    path = _rebuild(tmp_path / "lying.skops")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    declared = struct.pack("<L", info.file_size)
+    small = struct.pack("<L", 64)
+    # The uncompressed size sits in the local header and in the central directory.
+    count = data.count(declared)
+    assert count >= 2
+    data[:] = bytes(data).replace(declared, small)
+    path.write_bytes(bytes(data))
+    assert load_scorer(path) is None
+    with pytest.raises(ModelError):
+        load_model(path)
+
+
+@pytest.mark.parametrize("name", ["../../evil.npy", "/abs.npy", "sub/x.npy", "a\\b.npy", ".."])
+def test_member_names_must_be_plain(tmp_path, name):
+    member = _scorer_member(SHIPPED)
+    path = _rebuild(tmp_path / "traversal.skops", rename={member: name})
+    _refused_by_every_loader(path, "not a plain file name")
+
+
+def test_a_pickle_with_a_model_appended_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({"opens": str(marker)})
+    path = tmp_path / "polyglot.skops"
+    path.write_bytes(payload + SHIPPED.read_bytes())
+    with zipfile.ZipFile(path) as archive:  # zipfile alone accepts it
+        assert "schema.json" in archive.namelist()
+    _refused_by_every_loader(path, "pickle")
+    assert not marker.exists()
+
+
+def test_anything_before_the_first_member_is_refused(tmp_path):
+    path = tmp_path / "prefixed.skops"
+    path.write_bytes(b"PK\x03\x04" + bytes(60) + SHIPPED.read_bytes())
+    _refused_by_every_loader(path, "bytes before the first member")
+
+
+def test_a_refused_model_stops_the_scan_with_one_line(tmp_path):
+    member = _scorer_member(SHIPPED)
+    path = _rebuild(tmp_path / "traversal.skops", rename={member: "../../evil.npy"})
+    result = _scan(SAMPLE, "-m", str(path))
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "not a plain file name" in errors[0]
+
+
+def test_the_shipped_model_passes_the_audit():
+    data = audit_archive(SHIPPED)
+    assert data == SHIPPED.read_bytes()
+    assert load_scorer(SHIPPED) is not None

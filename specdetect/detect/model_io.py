@@ -24,6 +24,14 @@ Loading never executes code from the file: skops rebuilds only the types in
 and no pickle is ever involved. Everything that is not exactly such a file —
 a pickle, a truncated or edited archive, another program's model, another
 format version — raises :class:`ModelError` with a one-line message.
+
+Before anything is decompressed, one audit (:func:`audit_archive`, the same
+for :func:`load_model`, :func:`load_scorer` and :func:`read_feature_config`)
+checks the archive itself: it starts with a zip local header (nothing
+prepended, such as a pickle), its members are plain names laid out one after
+another as the central directory says, stored or deflated, and their declared
+sizes fit the budget :data:`DEFAULT_MAX_MODEL_BYTES`; members are then read
+through a stream capped at their declared size.
 """
 
 from __future__ import annotations
@@ -31,16 +39,19 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
+    "DEFAULT_MAX_MODEL_BYTES",
     "FORMAT",
     "FORMAT_VERSION",
     "TRUSTED_TYPES",
     "ModelError",
+    "audit_archive",
     "default_model_path",
     "load_model",
     "load_scorer",
@@ -71,6 +82,13 @@ TRUSTED_TYPES: list[str] = [
 ]
 
 _PARAMS = ("method", "seed", "cv", "C", "gamma")
+
+#: Most bytes a model file may hold, and may inflate to (all members together),
+#: before anything is decompressed: SPECDETECT_MAX_MODEL_BYTES overrides it.
+#: The shipped model is 0.4 MB and inflates to 0.5 MB.
+DEFAULT_MAX_MODEL_BYTES = 256 * 2**20
+#: Most members an archive may have (the shipped model has 29).
+MAX_MODEL_MEMBERS = 10_000
 
 
 class ModelError(Exception):
@@ -150,18 +168,9 @@ def load_model(path: str | os.PathLike):
     from specdetect.detect.detector import METHODS, Detector
     from specdetect.features import FeatureConfig
 
-    skops_io = _skops_io()
-
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such model file") from None
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read model file ({exc.strerror or exc})") from None
-    if not data.startswith(b"PK\x03\x04"):
-        kind = "a pickle file" if data[:1] == b"\x80" else "not a zip archive"
-        raise ModelError(f"{path}: not a specdetect model file ({kind}); refusing to load it")
+    data = audit_archive(path)  # before importing skops: a refused file is refused at once
+    skops_io = _skops_io()
     try:
         untrusted = skops_io.get_untrusted_types(data=data)
     except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
@@ -228,8 +237,12 @@ def load_scorer(path: str | os.PathLike):
     from specdetect.detect.scorer import SCORER_ARRAYS, Scorer
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            schema = json.loads(archive.read("schema.json"))
+        data = audit_archive(path)  # the same audit as load_model's
+    except ModelError:
+        return None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(_read_member(archive, "schema.json"))
             if not _schema_trusted(schema):
                 return None
             content = schema["content"]
@@ -271,8 +284,17 @@ def _json_value(node: dict):
 def _read_array(archive: zipfile.ZipFile, node: dict) -> np.ndarray:
     if node.get("__loader__") != "NdArrayNode" or node.get("type") != "numpy":
         raise ValueError("not a NumPy array node")
-    with archive.open(node["file"]) as handle:
-        return np.load(io.BytesIO(handle.read()), allow_pickle=False)
+    return np.load(io.BytesIO(_read_member(archive, node["file"])), allow_pickle=False)
+
+
+def _read_member(archive: zipfile.ZipFile, name: str) -> bytes:
+    """A member's bytes, read through a stream capped at its audited declared size."""
+    info = archive.getinfo(name)
+    with archive.open(info) as handle:
+        data = handle.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise zipfile.BadZipFile(f"member {name!r} does not have its declared size")
+    return data
 
 
 _BUILTIN_NODES = {"dict", "list", "tuple", "str", "int", "float", "bool", "NoneType"}
@@ -305,11 +327,143 @@ def read_feature_config(path: str | os.PathLike):
     expected; the caller then loads the model first, which reports the problem.
     """
     try:
-        with zipfile.ZipFile(path) as archive:
-            schema = json.loads(archive.read("schema.json"))
+        data = audit_archive(path)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(_read_member(archive, "schema.json"))
         return _stored_feature_config(schema["content"])
-    except (OSError, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile):
+    except (ModelError, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile):
         return None
+
+
+def max_model_bytes() -> int:
+    """The model budget in force: SPECDETECT_MAX_MODEL_BYTES if set, else the default."""
+    value = os.environ.get("SPECDETECT_MAX_MODEL_BYTES")
+    return int(value) if value else DEFAULT_MAX_MODEL_BYTES
+
+
+def audit_archive(path: str | os.PathLike) -> bytes:
+    """Read a model file and check it as an archive, before anything is decompressed.
+
+    The one audit that every reader of model files applies. Refused: a file
+    over the budget (:func:`max_model_bytes`); anything but a zip archive that
+    starts with a local header at byte 0 (a pickle, or a pickle with a model
+    appended); members whose names are not plain file names (``/``, ``\\``,
+    ``..``, absolute or drive paths, control characters), duplicated,
+    encrypted, compressed other than stored or deflated, or not laid out one
+    after another as the central directory says (overlapping members, a
+    central directory that points into prepended data); and declared
+    uncompressed sizes that together exceed the budget. Readers then read
+    each member through a stream capped at its declared size, so a header that
+    lies about a size fails its check instead of inflating further.
+
+    Returns
+    -------
+    bytes
+        The file's contents, audited (read once: what was checked is what is
+        loaded).
+
+    Raises
+    ------
+    ModelError
+        One line naming the file and what is wrong.
+    """
+    budget = max_model_bytes()
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(budget + 1)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model file ({exc.strerror or exc})") from None
+
+    def refuse(reason: str) -> ModelError:
+        return ModelError(f"{path}: {reason}; refusing to load it")
+
+    if len(data) > budget:
+        raise refuse(
+            f"model file is larger than the budget of {budget} bytes "
+            "(SPECDETECT_MAX_MODEL_BYTES raises it)"
+        )
+    if not data.startswith(b"PK\x03\x04"):
+        kind = "a pickle file" if data[:1] == b"\x80" else "not a zip archive"
+        raise refuse(f"not a specdetect model file ({kind})")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            start_dir = archive.start_dir
+    except (zipfile.BadZipFile, ValueError, EOFError, struct.error) as exc:
+        raise refuse(f"corrupt or truncated model file ({_short(exc)})") from None
+    if not infos or len(infos) > MAX_MODEL_MEMBERS:
+        raise refuse(f"model archive has {len(infos)} members")
+    names: set[str] = set()
+    for info in infos:
+        name = info.orig_filename
+        if not _plain_name(name) or name != info.filename:
+            raise refuse(f"model archive member {name!r} is not a plain file name")
+        if name in names:
+            raise refuse(f"model archive member {name!r} appears twice")
+        names.add(name)
+        if info.flag_bits & 0x1:
+            raise refuse(f"model archive member {name!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise refuse(f"model archive member {name!r} uses compression {info.compress_type}")
+    total = sum(info.file_size for info in infos)
+    if total > budget:
+        largest = max(infos, key=lambda info: info.file_size)
+        raise refuse(
+            f"model archive inflates to {total} bytes ({largest.filename!r}: "
+            f"{largest.file_size}), over the budget of {budget} bytes "
+            "(SPECDETECT_MAX_MODEL_BYTES raises it)"
+        )
+    problem = _layout_problem(data, infos, start_dir)
+    if problem:
+        raise refuse(f"corrupt or edited model archive ({problem})")
+    return data
+
+
+def _plain_name(name: str) -> bool:
+    """Whether an archive member name is one plain file name (no folder, no traversal)."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and not any(char in name for char in "/\\:")
+        and all(char.isprintable() for char in name)
+    )
+
+
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # signature ... name length, extra length
+
+
+def _layout_problem(data: bytes, infos: list[zipfile.ZipInfo], start_dir: int) -> str | None:
+    """What is wrong with where the members lie in ``data``, or None.
+
+    The first local header must be at byte 0 (``zipfile`` shifts every offset
+    by the bytes found before the archive, so a pickle prepended to a model
+    moves it); each member's local header must be where the central directory
+    says, carry the same name, and its data must end before the next member
+    (no overlapping members, the zip-bomb trick of one deflate stream shared
+    by many names) and before the central directory.
+    """
+    ordered = sorted(infos, key=lambda info: info.header_offset)
+    if ordered[0].header_offset != 0:
+        return f"{ordered[0].header_offset} bytes before the first member"
+    for info, after in zip(ordered, [*ordered[1:], None], strict=True):
+        start = info.header_offset
+        header = data[start : start + _LOCAL_HEADER.size]
+        if len(header) < _LOCAL_HEADER.size:
+            return f"member {info.filename!r} lies past the end of the file"
+        fields = _LOCAL_HEADER.unpack(header)
+        name_length, extra_length = fields[-2], fields[-1]
+        name_start = start + _LOCAL_HEADER.size
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"  # as zipfile decoded it
+        stored_name = data[name_start : name_start + name_length]
+        if fields[0] != b"PK\x03\x04" or stored_name != info.orig_filename.encode(encoding):
+            return f"member {info.filename!r} has no matching local header"
+        end = name_start + name_length + extra_length + info.compress_size
+        limit = start_dir if after is None else after.header_offset
+        if end > limit:
+            return f"member {info.filename!r} overlaps what follows it"
+    return None
 
 
 def _check_consistent(detector) -> None:
