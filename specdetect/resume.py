@@ -23,15 +23,22 @@ length, in NumPy arrays): 20 MB for a million inputs. A lookup reads the line
 back from the file to compare the path itself, so a hash collision can never
 skip an input. Nothing is kept per path for the lines a run appends.
 
-The file is locked (``flock``) while a run uses it, so two runs cannot
-interleave their lines.
+The file is locked while a run uses it, so two runs cannot interleave their
+lines; a second run is refused with a message naming the first one's PID. The
+lock is held by the process that opened the file and by no other: the
+decoding workers it forks do not inherit it (nor the open file), so a run
+killed by any means (SIGKILL, OOM) never blocks the next one.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import struct
+import sys
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -75,15 +82,12 @@ class ResultStore:
     def __init__(self, path: str | os.PathLike, warn: Callable[[str], None] | None = None):
         self.path = os.fspath(path)
         self._warn = warn or (lambda message: None)
+        self._fd = -1
+        self._open_and_lock()
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError as exc:
-            raise ResumeError(f"{self.path}: cannot open ({exc.strerror})") from None
-        try:
-            self._lock()
             self._load_index()
         except BaseException:
-            os.close(self._fd)
+            self.close()
             raise
 
     # ---------------------------------------------------------------- reading
@@ -129,9 +133,12 @@ class ResultStore:
             os.fsync(self._fd)
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)  # also releases the lock
-            self._fd = -1
+        with _STORES_LOCK:  # no other store of this file may open in between
+            if self._fd >= 0:
+                if _STORES.get(self._key) is self:
+                    del _STORES[self._key]
+                os.close(self._fd)  # also releases the lock
+                self._fd = -1
 
     def __enter__(self) -> ResultStore:
         return self
@@ -140,15 +147,32 @@ class ResultStore:
         self.close()
 
     # -------------------------------------------------------------- internals
-    def _lock(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            return
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ResumeError(f"{self.path}: in use by another specdetect run") from None
+    def _open_and_lock(self) -> None:
+        """Open the file and lock it, or raise ResumeError; see the notes at _lock_file."""
+        with _STORES_LOCK:
+            # Refuse a second store of an open file before opening it: closing
+            # that second descriptor would release the first store's lock.
+            try:
+                known = os.stat(self.path)
+            except OSError:
+                known = None  # created below, or refused by the open
+            if known is not None and (known.st_dev, known.st_ino) in _STORES:
+                raise ResumeError(
+                    f"{self.path}: in use by another ResultStore of this process "
+                    f"(PID {os.getpid()})"
+                )
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            except OSError as exc:
+                raise ResumeError(f"{self.path}: cannot open ({exc.strerror})") from None
+            try:
+                _lock_file(fd, self.path)
+                opened = os.fstat(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd, self._key = fd, (opened.st_dev, opened.st_ino)
+            _STORES[self._key] = self
 
     def _load_index(self) -> None:
         hashes, offsets, lengths = array("Q"), array("q"), array("I")
@@ -175,6 +199,94 @@ class ResultStore:
         self._hashes = np.frombuffer(hashes, dtype=np.uint64)[order]
         self._offsets = np.frombuffer(offsets, dtype=np.int64)[order]
         self._lengths = np.frombuffer(lengths, dtype=np.uint32)[order]
+
+
+# ---------------------------------------------------------------------------
+# The lock: one run per file, held by the process that opened it
+# ---------------------------------------------------------------------------
+# Why a POSIX record lock (fcntl F_SETLK) and not flock: a scan forks its
+# decoding workers while the file is open. A flock lock belongs to the open
+# file description, which fork shares, so workers that outlived a killed scan
+# kept it and blocked every later run. A record lock belongs to the process:
+# fork does not pass it on, and it goes with the process, whatever kills it.
+# F_GETLK also names the holder, for the error message.
+# Its catches: the record locks of one process never conflict with each
+# other, and closing *any* descriptor of the file drops them. Hence the
+# registry _STORES (a second store of an open file is refused before it opens
+# the file), and the rule: a store reads through its own descriptor, never
+# open(self.path).
+# Forked children also get their copy of the descriptor closed at once
+# (os.register_at_fork), so that no worker holds the file at all; exec'd
+# programs never see it (Python opens descriptors non-inheritable, O_CLOEXEC).
+
+#: The stores open in this process, by file identity (st_dev, st_ino).
+_STORES: dict[tuple[int, int], ResultStore] = {}
+_STORES_LOCK = threading.Lock()
+
+#: ``struct flock`` per platform: format, and the order of the fields
+#: l_type, l_whence, l_start, l_len, l_pid in it. Elsewhere the error message
+#: goes without the holder's PID.
+_FLOCK_LAYOUTS = {
+    "linux": ("hhqqi4x", ("type", "whence", "start", "len", "pid")),
+    "darwin": ("qqihh", ("start", "len", "pid", "type", "whence")),
+}
+
+
+def _lock_file(fd: int, path: str) -> None:
+    """Lock the whole file for writing, without waiting, or raise ResumeError."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    holder = None
+    for _ in range(3):  # the holder may let go between our two calls
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # start 0, length 0: all bytes
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise ResumeError(f"{path}: cannot lock ({exc.strerror})") from None
+        holder = _lock_holder(fd)
+        if holder != 0:
+            break
+    by = f" (PID {holder})" if holder else ""
+    raise ResumeError(f"{path}: in use by another specdetect run{by}")
+
+
+def _lock_holder(fd: int) -> int | None:
+    """PID of a process whose lock blocks ours; 0 if there is none now; None if unknown."""
+    import fcntl
+
+    layout = _FLOCK_LAYOUTS.get(sys.platform)
+    if layout is None:
+        return None
+    fmt, fields = layout
+    query = {"type": fcntl.F_WRLCK, "whence": os.SEEK_SET, "start": 0, "len": 0, "pid": 0}
+    try:
+        reply = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(fmt, *(query[f] for f in fields)))
+    except OSError:
+        return None
+    lock = dict(zip(fields, struct.unpack(fmt, reply), strict=True))
+    if lock["type"] == fcntl.F_UNLCK:
+        return 0
+    return lock["pid"] if lock["pid"] > 0 else None  # 0: a process of another PID namespace
+
+
+def _close_stores_in_child() -> None:
+    """In a forked child: close the stores' descriptors (the locks stay with the parent)."""
+    global _STORES_LOCK
+    _STORES_LOCK = threading.Lock()  # another thread of the parent may have held it
+    for store in list(_STORES.values()):
+        try:
+            os.close(store._fd)
+        except OSError:
+            pass
+        store._fd = -1
+    _STORES.clear()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_close_stores_in_child)
 
 
 def _record_path(line: bytes) -> str | None:
