@@ -45,7 +45,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ResultStore", "ResumeError", "ShardPlan", "plan_shards", "resumed_records"]
+__all__ = [
+    "ResultStore",
+    "ResumeError",
+    "ShardPlan",
+    "plan_shards",
+    "record_problem",
+    "resumed_records",
+]
 
 
 class ResumeError(Exception):
@@ -67,6 +74,12 @@ class ResultStore:
         Created if missing.
     warn : callable, optional
         Receives one-line warnings (torn or unreadable lines). Default: ignore.
+    check : callable, optional
+        ``check(record)`` returns why a parsed line is not a valid record, or
+        None. A line it refuses is warned about and ignored like a torn one:
+        its input is computed again. ``specdetect scan`` passes
+        :func:`record_problem`, the scan record schema. Default: any JSON
+        object with a string ``path``.
 
     Examples
     --------
@@ -79,9 +92,15 @@ class ResultStore:
     (1, {'path': 'a.png', 'score': 0.5}, None)
     """
 
-    def __init__(self, path: str | os.PathLike, warn: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        warn: Callable[[str], None] | None = None,
+        check: Callable[[dict], str | None] | None = None,
+    ):
         self.path = os.fspath(path)
         self._warn = warn or (lambda message: None)
+        self._check = check
         self._fd = -1
         self._open_and_lock()
         try:
@@ -187,9 +206,12 @@ class ResultStore:
                     )
                     os.ftruncate(self._fd, offset)
                     break
-                path = _record_path(line)
+                path, problem = _record_path(line, self._check)
                 if path is None:
-                    self._warn(f"{self.path}: line {number} is not a result record; ignoring it")
+                    self._warn(
+                        f"{self.path}: line {number} is not a valid result record ({problem}); "
+                        "ignoring it, its input will be scanned again"
+                    )
                 else:
                     hashes.append(path_hash(path))
                     offsets.append(offset)
@@ -289,13 +311,102 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=_close_stores_in_child)
 
 
-def _record_path(line: bytes) -> str | None:
+def _record_path(
+    line: bytes, check: Callable[[dict], str | None] | None = None
+) -> tuple[str | None, str]:
+    """The path of a valid record line, or None and why the line is not one."""
     try:
         record = json.loads(line)
     except ValueError:
-        return None
+        return None, "not JSON"
     path = record.get("path") if isinstance(record, dict) else None
-    return path if isinstance(path, str) else None
+    if not isinstance(path, str):
+        return None, "no path"
+    problem = check(record) if check is not None else None
+    return (None, problem) if problem else (path, "")
+
+
+# ---------------------------------------------------------------------------
+# The scan record schema
+# ---------------------------------------------------------------------------
+#: What a line of a scan's result file may hold: an image record, a video
+#: record (an image record plus the per-frame fields), or an error record.
+RECORD_KINDS = ("image", "video")
+LABELS = ("real", "fake")
+IMAGE_FIELDS = frozenset({"path", "kind", "score", "label"})
+VIDEO_FIELDS = IMAGE_FIELDS | {"frames", "fraction_fake", "frame_indices", "frame_scores"}
+ERROR_FIELDS = frozenset({"path", "error"})
+
+
+def record_problem(record: dict) -> str | None:
+    """Why ``record`` is not a valid scan record, or None if it is one.
+
+    A valid record is exactly one of (no other fields):
+
+    * ``{"path": str, "error": str}``;
+    * ``{"path": str, "kind": "image", "score": float, "label": "real" | "fake"}``
+      with the score finite and in [0, 1];
+    * the same with ``"kind": "video"`` and ``"frames"`` (int >= 0),
+      ``"fraction_fake"`` (in [0, 1]), ``"frame_indices"`` (``frames`` ints >= 0)
+      and ``"frame_scores"`` (``frames`` scores in [0, 1]).
+
+    Examples
+    --------
+    >>> record_problem({"path": "a.png", "kind": "image", "score": 0.2, "label": "real"})
+    >>> record_problem({"path": "a.png", "kind": "image", "score": "0.2", "label": "real"})
+    'score is not a number in [0, 1]'
+    """
+    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+        return "no path"
+    fields = set(record)
+    if "error" in record:
+        if fields != ERROR_FIELDS:
+            return _field_problem(fields, ERROR_FIELDS)
+        return None if isinstance(record["error"], str) else "error is not text"
+    kind = record.get("kind")
+    if kind is None:
+        return _field_problem(fields, IMAGE_FIELDS)
+    if kind not in RECORD_KINDS:
+        return f"kind is not one of {', '.join(RECORD_KINDS)}"
+    expected = VIDEO_FIELDS if kind == "video" else IMAGE_FIELDS
+    if fields != expected:
+        return _field_problem(fields, expected)
+    if not _is_probability(record["score"]):
+        return "score is not a number in [0, 1]"
+    if record["label"] not in LABELS:
+        return "label is not real or fake"
+    if kind == "video":
+        frames = record["frames"]
+        if not _is_count(frames):
+            return "frames is not a count"
+        if not _is_probability(record["fraction_fake"]):
+            return "fraction_fake is not a number in [0, 1]"
+        indices, scores = record["frame_indices"], record["frame_scores"]
+        if not (isinstance(indices, list) and len(indices) == frames):
+            return "frame_indices is not a list of one number per frame"
+        if not all(_is_count(i) for i in indices):
+            return "frame_indices holds something else than frame numbers"
+        if not (isinstance(scores, list) and len(scores) == frames):
+            return "frame_scores is not a list of one score per frame"
+        if not all(_is_probability(v) for v in scores):
+            return "frame_scores holds something else than numbers in [0, 1]"
+    return None
+
+
+def _field_problem(fields: set[str], expected: frozenset[str]) -> str:
+    missing, extra = sorted(expected - fields), sorted(fields - expected)
+    parts = [f"missing {', '.join(missing)}"] if missing else []
+    parts += [f"unexpected {', '.join(extra)}"] if extra else []
+    return "; ".join(parts)
+
+
+def _is_probability(value) -> bool:
+    # bool is an int in Python, not a score; NaN fails both comparisons.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 # ---------------------------------------------------------------------------

@@ -231,7 +231,7 @@ def _backend_records(
     before a cluster starts or the result file is touched.
     """
     from specdetect import distributed
-    from specdetect.resume import ResultStore, resumed_records, sequential_compute
+    from specdetect.resume import ResultStore, record_problem, resumed_records, sequential_compute
 
     if isinstance(detector, DeferredDetector):  # wait for it; raise its error
         detector = detector.result()
@@ -242,7 +242,8 @@ def _backend_records(
     with contextlib.ExitStack() as stack:
         store = None
         if resume is not None:
-            store = stack.enter_context(ResultStore(resume, warn=warn))
+            # Lines that are not valid scan records are rescanned, never reported.
+            store = stack.enter_context(ResultStore(resume, warn=warn, check=record_problem))
         if scheduler is None and cluster is None and client is None:
             compute = _without_spectra(sequential_compute(local))
             yield from resumed_records(inputs, store, compute, shard_size)

@@ -7,6 +7,7 @@ clear one-line error or a correct result.
 
 from __future__ import annotations
 
+import csv
 import errno
 import io
 import json
@@ -36,6 +37,7 @@ from specdetect.detect.model_io import (
     read_feature_config,
 )
 from specdetect.media import MediaError, read_luma
+from specdetect.resume import record_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = str(ROOT / "samples" / "real" / "coffee.png")
@@ -308,3 +310,86 @@ def test_the_shipped_model_passes_the_audit():
     data = audit_archive(SHIPPED)
     assert data == SHIPPED.read_bytes()
     assert load_scorer(SHIPPED) is not None
+
+
+# ---------------------------------------------------------------------------
+# 4. --resume records: a valid JSON line that is not a record is rescanned
+# ---------------------------------------------------------------------------
+def _image_record(path: str, score: float = 0.25) -> dict:
+    return {"path": path, "kind": "image", "score": score, "label": "real"}
+
+
+@pytest.mark.parametrize(
+    "record, problem",
+    [
+        ({"path": "a", "kind": "image", "score": "0.7790", "label": "real"}, "score"),
+        ({"path": "a", "kind": "image", "score": float("nan"), "label": "real"}, "score"),
+        ({"path": "a", "kind": "image", "score": 1.5, "label": "real"}, "score"),
+        ({"path": "a", "kind": "image", "score": True, "label": "real"}, "score"),
+        ({"path": "a", "kind": "image", "score": 0.7, "label": "fbke"}, "label"),
+        ({"path": "a"}, "missing kind, label, score"),
+        ({"path": "a", "kind": "audio", "score": 0.7, "label": "fake"}, "kind"),
+        ({"path": "a", "error": 3}, "error"),
+        ({"path": "a", "error": "x", "score": 0.1}, "unexpected score"),
+        ({**_image_record("a"), "extra": 1}, "unexpected extra"),
+        ({**_image_record("a"), "kind": "video"}, "missing"),
+        (
+            {
+                **_image_record("a"),
+                "kind": "video",
+                "frames": 2,
+                "fraction_fake": 0.5,
+                "frame_indices": [0],
+                "frame_scores": [0.1, 0.9],
+            },
+            "frame_indices",
+        ),
+        ({"path": 7, "error": "x"}, "path"),
+    ],
+)
+def test_record_schema_refuses(record, problem):
+    assert problem in record_problem(record)
+
+
+def test_record_schema_accepts_what_a_scan_writes():
+    video = {
+        **_image_record("v.mp4", 0.9),
+        "kind": "video",
+        "label": "fake",
+        "frames": 2,
+        "fraction_fake": 1.0,
+        "frame_indices": [0, 7],
+        "frame_scores": [0.8, 1],
+    }
+    for record in (_image_record("a.png", 0), video, {"path": "b.png", "error": "empty file"}):
+        assert record_problem(record) is None
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_garbled_resume_lines_are_rescanned_not_reported(tmp_path: Path, fmt: str):
+    samples = sorted(str(p) for p in (ROOT / "samples" / "real").glob("*.png"))[:4]
+    results = tmp_path / "R.jsonl"
+    first = _scan(*samples, "--resume", str(results), "--format", "json")
+    assert first.exit_code == 0, first.output
+    truth = {r["path"]: r for r in json.loads(first.stdout)["results"]}
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    lines[1]["score"] = f"{lines[1]['score']:.4f}"  # a string
+    lines[2]["label"] = "fbke"
+    lines[3] = {"path": lines[3]["path"]}
+    results.write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    again = _scan(*samples, "--resume", str(results), "--format", fmt)
+    assert again.exit_code == 0, again.output
+    warnings = [line for line in again.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 3 and all("scanned again" in w for w in warnings)
+    if fmt == "json":
+        reported = json.loads(again.stdout)["results"]
+    else:
+        reported = list(csv.DictReader(io.StringIO(again.stdout)))
+    assert [r["path"] for r in reported] == samples
+    for row in reported:
+        assert row["label"] == truth[row["path"]]["label"]
+        assert float(row["score"]) == pytest.approx(truth[row["path"]]["score"], abs=1e-12)
+        assert row["kind"] == "image"
+    # The rescanned records were appended; a third run rescans nothing more.
+    assert len(results.read_text().splitlines()) == 7
