@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -133,3 +134,106 @@ def test_format_list_in_usage_errors(inputs):
     result = scan(root, REAL, "--format", "xml")
     assert result.exit_code == 2
     assert "--format must be text, json, csv, sarif or junit" in result.stderr
+
+
+# --------------------------------------------------------------------------- HTML
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render(page: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A screenshot and the DOM text of ``page`` in headless Chromium, offline."""
+    base = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1200,900",
+    ]
+    shot = tmp_path / "page.png"
+    url = page.resolve().as_uri()
+    subprocess.run([*base, f"--screenshot={shot}", url], capture_output=True, timeout=60)
+    dom = subprocess.run(
+        [*base, "--dump-dom", url], capture_output=True, text=True, timeout=60
+    ).stdout
+    return shot, dom
+
+
+def test_html_review_page(inputs, tmp_path):
+    """Flagged first by score, thumbnails and plots inline, nothing fetched, JSON unchanged."""
+    import re
+
+    root, paths = inputs
+    page = tmp_path / "review.html"
+    plain = scan(root, paths, "--format", "json")
+    result = scan(root, paths, "--format", "json", "--html", str(page))
+    assert result.exit_code == 2 and result.stdout == plain.stdout  # no spectra leak into JSON
+    text = page.read_text(encoding="utf-8")
+    # Self-contained: no URL but the inline data: URIs, no external script or style.
+    assert not re.search(r"(src|href)=\"(?!data:|#)", text)
+    assert "http" not in text.replace("http://www.w3.org/2000/svg", "")
+    assert text.count("data:image/jpeg;base64,") == 6  # 6 decodable inputs
+    assert text.count('href="#band"') == 6 and 'id="band"' in text
+    rows = re.findall(r'<tr class="(\w+)" data-rank="(\d+)" data-score="([^"]+)"', text)
+    labels = [label for label, _, _ in rows]
+    assert labels == ["fake"] * 3 + ["error"] * 2 + ["real"] * 3
+    flagged = [float(score) for label, _, score in rows if label == "fake"]
+    assert flagged == sorted(flagged, reverse=True)
+    assert text.count("frames flagged") == 1 and "<title>frame 4:" in text
+
+
+@pytest.mark.skipif(
+    chromium() is None, reason="chromium is not installed (apt-get install chromium)"
+)
+def test_html_review_page_renders_in_headless_chromium(inputs, tmp_path):
+    root, paths = inputs
+    page = tmp_path / "review.html"
+    assert scan(root, paths, "--html", str(page), "--exit-zero").exit_code == 0
+    shot, dom = render(page, tmp_path)
+    assert shot.exists() and shot.stat().st_size > 20_000, "no screenshot"
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        assert image.size == (1200, 900)
+        assert len(image.convert("RGB").getcolors(1 << 20) or []) > 500  # pictures, not blank
+    assert "3 of 8 inputs flagged" in dom
+    assert "fake/graffiti-transconv.png" in dom and "no such file" in dom
+    assert "score high to low" in dom  # the sort buttons were added by the inline script
+    assert dom.index("fake/pedestrians-transconv.mp4") < dom.index("real/coffee.png")
+
+
+def test_html_memory_stays_bounded(tmp_path):
+    """100,000-input scans: rows are spooled to disk, details capped; memory does not grow."""
+    import tracemalloc
+
+    from specdetect.report_html import HtmlReport
+
+    spectrum = [0.1 * i for i in range(64)]
+
+    def records(n):
+        for i in range(n):
+            label = "fake" if i % 4 == 0 else "real"
+            yield {"path": f"/nowhere/{i:06d}.png", "kind": "image", "score": (i % 997) / 997,
+                   "label": label, "spectrum": spectrum}  # fmt: skip
+
+    peaks, sizes = [], []
+    for n in (500, 4_000):
+        page = tmp_path / f"p{n}.html"
+        tracemalloc.start()
+        with HtmlReport(page, "m.skops", 0.5, max_flagged_details=50, max_other_details=5) as out:
+            for record in records(n):
+                out.write(record)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        sizes.append(sum(len(json.dumps(r)) for r in records(n)))
+        text = page.read_text()
+        assert text.count("<tr class=") == n
+        assert text.count('href="#band"') == 55  # plots for the capped details only
+    # Holding the extra 3,500 records would take their JSON size, and more as dicts.
+    assert peaks[1] - peaks[0] < 0.2 * (sizes[1] - sizes[0]), (peaks, sizes)
