@@ -96,8 +96,10 @@ class ModelError(Exception):
 
 
 def default_model_path() -> Path:
-    """The shipped model, ``<repo>/models/default.skops``."""
-    return Path(__file__).resolve().parents[2] / "models" / "default.skops"
+    """The shipped model (package data): :func:`specdetect.detect.default_model_path`."""
+    from specdetect.detect import default_model_path as shipped
+
+    return shipped()
 
 
 def _skops_io():
