@@ -20,6 +20,11 @@ before its first task:
   SIGTERM keeps its default action, because the executor terminates the
   workers of a broken pool with it.
 
+Starting the workers (the first ``submit``) is shielded from the exception
+that a stop signal raises in the parent (:func:`specdetect._signals.deferred_stop`):
+cut in half, it would leave a worker that the executor does not know of and
+waits for at exit.
+
 Linux sends the parent-death signal when the *thread* that forked the worker
 ends, so a pool must be created and used by a thread that outlives it (the
 main thread, in specdetect).
@@ -36,6 +41,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+from specdetect._signals import deferred_stop
 
 __all__ = ["tie_to_parent", "worker_pool"]
 
@@ -78,12 +85,20 @@ def worker_pool(
         start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     if start_method not in ("fork", "spawn"):
         raise ValueError(f"start_method must be fork or spawn, got {start_method!r}")
-    return ProcessPoolExecutor(
+    return _WorkerPool(
         max_workers=max_workers,
         mp_context=multiprocessing.get_context(start_method),
         initializer=_start_worker,
         initargs=(os.getpid(), initializer, initargs),
     )
+
+
+class _WorkerPool(ProcessPoolExecutor):
+    """A ProcessPoolExecutor whose workers cannot be half started by a stop signal."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any):
+        with deferred_stop():  # the first submit forks the workers
+            return super().submit(fn, *args, **kwargs)
 
 
 def tie_to_parent(parent_pid: int, interval: float = WATCH_INTERVAL) -> None:

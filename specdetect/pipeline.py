@@ -226,16 +226,25 @@ def _isolate(job: _Job, task: list[str], workers: int) -> tuple[list[FeatureResu
     """Run each path of ``task`` alone; a path whose worker dies gets an error result."""
     pool = _make_pool(workers)
     results = []
-    for path in task:
-        try:
-            results.extend(pool.submit(job, [path]).result())
-        except BrokenProcessPool:
-            pool.shutdown(wait=True, cancel_futures=True)
-            pool = _make_pool(workers)
-            kind = "video" if job.frames > 0 and has_extension(path, VIDEO_EXTENSIONS) else "image"
-            reason = "the decoding process died while reading this file (crash or out of memory)"
-            results.append(FeatureResult(path, kind, None, str(MediaError(path, reason))))
+    try:
+        for path in task:
+            try:
+                results.extend(pool.submit(job, [path]).result())
+            except BrokenProcessPool:
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool = _make_pool(workers)
+                results.append(_worker_died(job, path))
+    except BaseException:  # interrupted: the caller never gets this pool to shut down
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     return results, pool
+
+
+def _worker_died(job: _Job, path: str) -> FeatureResult:
+    """The error result of an input whose decoding process died."""
+    kind = "video" if job.frames > 0 and has_extension(path, VIDEO_EXTENSIONS) else "image"
+    reason = "the decoding process died while reading this file (crash or out of memory)"
+    return FeatureResult(path, kind, None, str(MediaError(path, reason)))
 
 
 def _make_pool(workers: int) -> Executor:

@@ -48,5 +48,35 @@ _register_all()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    SIGTERM and SIGINT raise an exception in the main thread, so that the
+    cleanup paths run (no half report, no temporary file, no stray worker);
+    a command they stop exits 2, never 0 or 1.
+    """
+    from specdetect._signals import raise_on_stop_signals, stop_signal_received
+    from specdetect.cli._common import error_line
+
+    restore = raise_on_stop_signals()
+    try:
+        app()
+    except SystemExit as exc:
+        # typer turns a KeyboardInterrupt it catches into a silent exit 130
+        # (scan reports its own interruption and exits 2 already).
+        if exc.code != _TYPER_INTERRUPTED or stop_signal_received() is None:
+            raise
+        error_line("interrupted: the command did not finish")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt:  # came before or after typer's handling
+        error_line("interrupted: the command did not finish")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    finally:
+        restore()
+
+
+#: Exit status of a command stopped by a signal: the scan exit code for
+#: "incomplete", never 0 ("clean") or 1 ("flagged").
+EXIT_INTERRUPTED = 2
+
+#: The exit status typer gives a command that a KeyboardInterrupt stopped.
+_TYPER_INTERRUPTED = 130
