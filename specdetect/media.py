@@ -8,6 +8,7 @@ go on with the other inputs.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import io
 import os
@@ -402,20 +403,159 @@ def iter_paths(
         elif os.path.lexists(item):
             yield item
         elif glob.has_magic(item):
-            matches = sorted(glob.iglob(item, recursive=True))
-            if not matches:
-                yield item
-            for match in matches:
-                if os.path.isdir(match):
-                    yield from _walk(match, extensions)
-                elif has_extension(match, extensions):
-                    yield match
+            yield from _expand_pattern(item, extensions)
         else:
             yield item
 
 
-def _walk(folder: str, extensions: frozenset[str]) -> Iterator[str]:
-    """Files under ``folder`` with a wanted extension, depth-first, sorted, lazily."""
+def _expand_pattern(pattern: str, extensions: frozenset[str]) -> Iterator[str]:
+    """The files a glob pattern names, each once; its matching folders are walked.
+
+    Matches are sorted; a matching folder is walked like a folder input. A
+    real folder is walked at most once (``F/**`` matches every folder below
+    ``F`` too), and a file reached by several paths (through a symbolic link
+    to a folder) is reported once, under the first of them.
+    """
+    # Links among the matches come last, so that a file the pattern reaches both
+    # through a link and without one is reported under its own path.
+    matches = sorted(_glob(pattern), key=lambda path: (os.path.islink(path), path))
+    if not matches:
+        yield pattern  # the reader reports "no such file"
+        return
+    walked: set[tuple[int, int]] = set()
+    reported: set = set()
+    for match in matches:
+        if os.path.isdir(match):
+            found: Iterable[str] = _walk(match, extensions, walked)
+        elif has_extension(match, extensions):
+            found = [match]
+        else:
+            continue
+        for path in found:
+            key = _identity(path) or path
+            if key not in reported:
+                reported.add(key)
+                yield path
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """``(device, inode)`` of what ``path`` names after links, or None if it cannot be read."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def _glob(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, except that ``**`` ends on link loops.
+
+    Python's ``**`` follows symbolic links to folders without remembering
+    where it has been: a link to ``.`` or ``..`` makes it run until paths
+    overflow, listing every file again on each turn. Here ``**`` enters each
+    real folder (device and inode) at most once. Hidden names (a leading dot)
+    match only a pattern part that starts with a dot, and ``**`` skips them,
+    as in :mod:`glob`.
+    """
+    parts = [part for part in pattern.split(os.sep) if part]
+    bases = [os.sep if pattern.startswith(os.sep) else ""]
+    dirs_only = pattern.endswith(os.sep)  # "a/*/" names folders only
+    for number, part in enumerate(parts):
+        last = number == len(parts) - 1 and not dirs_only
+        found: list[str] = []
+        if part == "**":
+            visited: set[tuple[int, int]] = set()
+            for base in bases:
+                found.extend(_descend(base, visited, with_files=last))
+            if number == len(parts) - 1:  # "**" alone names what is below "."
+                found = [path for path in found if path]
+        else:
+            for base in bases:
+                found.extend(_match_part(base, part, last))
+        bases = found
+    return bases
+
+
+def _match_part(base: str, part: str, last: bool) -> Iterator[str]:
+    """Entries of folder ``base`` matching one pattern part (only folders unless ``last``)."""
+    if not glob.has_magic(part):
+        path = os.path.join(base, part)
+        if os.path.lexists(path) if last else os.path.isdir(path):
+            yield path
+        return
+    try:
+        names = sorted(os.listdir(base or os.curdir))
+    except OSError:
+        return
+    for name in fnmatch.filter(names, part):
+        if name.startswith(".") and not part.startswith("."):
+            continue
+        path = os.path.join(base, name)
+        if last or os.path.isdir(path):
+            yield path
+
+
+def _descend(base: str, visited: set[tuple[int, int]], with_files: bool) -> list[str]:
+    """``base`` and every folder below it (and files when ``with_files``), each real folder once.
+
+    Links to folders are followed, but only after everything reachable without
+    them: a folder is listed under its own path when it has one, and a link to
+    a folder already listed (a loop such as ``self -> .``) adds nothing.
+    """
+    found: list[str] = []
+    roots = [base]  # base, then the links to folders met on the way
+    while roots:
+        root = roots.pop(0)
+        identity = _identity(root or os.curdir)
+        if identity is None or identity in visited:
+            continue
+        visited.add(identity)
+        found.append(root)
+        folders = [root]
+        while folders:
+            folder = folders.pop()
+            try:
+                entries = sorted(os.scandir(folder or os.curdir), key=lambda e: e.name)
+            except OSError:
+                continue
+            below = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                path = os.path.join(folder, entry.name)
+                try:
+                    is_dir = entry.is_dir()
+                    is_link = entry.is_symlink()
+                except OSError:
+                    is_dir = is_link = False
+                if is_dir and is_link:
+                    roots.append(path)
+                elif is_dir:
+                    identity = _identity(path)
+                    if identity is not None and identity not in visited:
+                        visited.add(identity)
+                        found.append(path)
+                        below.append(path)
+                elif with_files:
+                    found.append(path)
+            folders.extend(reversed(below))
+    return found
+
+
+def _walk(
+    folder: str, extensions: frozenset[str], walked: set[tuple[int, int]] | None = None
+) -> Iterator[str]:
+    """Files under ``folder`` with a wanted extension, depth-first, sorted, lazily.
+
+    Links to folders are not followed. With ``walked``, a set of real folders
+    (device, inode) already walked, those are skipped and the new ones added.
+    """
+    if walked is not None:
+        identity = _identity(folder)
+        if identity in walked:
+            return
+        if identity is not None:
+            walked.add(identity)
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
@@ -423,7 +563,7 @@ def _walk(folder: str, extensions: frozenset[str]) -> Iterator[str]:
         return
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path, extensions)
+            yield from _walk(entry.path, extensions, walked)
         elif has_extension(entry.name, extensions):
             yield entry.path
 

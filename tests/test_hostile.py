@@ -393,3 +393,63 @@ def test_garbled_resume_lines_are_rescanned_not_reported(tmp_path: Path, fmt: st
         assert row["kind"] == "image"
     # The rescanned records were appended; a third run rescans nothing more.
     assert len(results.read_text().splitlines()) == 7
+
+
+# ---------------------------------------------------------------------------
+# 5. Globs over symbolic-link loops: each file once, and the expansion ends
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def looped(tmp_path: Path) -> Path:
+    """``F/a.png``, ``F/sub/b.png``, and the loops ``F/self -> .``, ``F/sub/up -> ..``."""
+    root = tmp_path / "F"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.png").write_bytes(encode(textured(32, 1), "PNG"))
+    (root / "sub" / "b.png").write_bytes(encode(textured(32, 2), "PNG"))
+    (root / "self").symlink_to(".")
+    (root / "sub" / "up").symlink_to("..")
+    return root
+
+
+def _expand(patterns: list[str], cwd: Path) -> list[str]:
+    # A child process with a timeout: a regression would loop forever.
+    code = (
+        "import json, sys\n"
+        "from specdetect.media import iter_paths\n"
+        "print(json.dumps(list(iter_paths(sys.argv[1:]))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *patterns],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("pattern", ["F/**/*.png", "F/**", "F/*", "**/*.png"])
+def test_glob_through_link_loops_reports_each_file_once(looped: Path, pattern: str):
+    assert _expand([pattern], looped.parent) == ["F/a.png", "F/sub/b.png"]
+
+
+def test_a_file_matched_only_through_a_link_keeps_that_path(looped: Path):
+    # "F/*/" names the folders F/self (a link to F) and F/sub: a.png is in F
+    # but reached only through the link, b.png is reported once.
+    assert _expand(["F/*/"], looped.parent) == ["F/sub/b.png", "F/self/a.png"]
+
+
+def test_glob_reaches_a_folder_only_through_a_link(tmp_path: Path):
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "c.png").write_bytes(b"")
+    (tmp_path / "F").mkdir()
+    (tmp_path / "F" / "link").symlink_to("../outside")
+    assert _expand(["F/**/*.png"], tmp_path) == ["F/link/c.png"]
+
+
+def test_scan_of_a_looping_glob_scores_each_file_once(looped: Path, monkeypatch):
+    monkeypatch.chdir(looped.parent)
+    result = _scan("F/**/*.png", "--format", "csv")
+    assert result.exit_code in (0, 1), result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["path"] for row in rows] == ["F/a.png", "F/sub/b.png"]
