@@ -77,15 +77,27 @@ def test_gan_train_rejects_bad_options(image_folder, tmp_path):
 
 def test_upconv_ae_writes_table_and_plot(image_folder, tmp_path):
     args = ["upconv-ae", str(image_folder), "--out", str(tmp_path), "--size", "16",
-            "--crops", "32", "--steps", "2", "--device", "cpu"]  # fmt: skip
+            "--crops", "32", "--warmup-steps", "2", "--steps", "2",
+            "--spectral-weight", "0.5,2", "--device", "cpu"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
-    assert len(rows) == 12  # 3 units x 2 final-conv choices x with/without spectral loss
-    assert {(r["upsample"], r["final_convs"], r["spectral_loss"]) for r in rows}.__len__() == 12
-    assert all(r["spectral_error"] >= 0 for r in rows)
+    # 3 units x 2 final-conv choices x (MSE only, lambda 0.5, lambda 2)
+    assert len(rows) == 18
+    keys = {(r["upsample"], r["final_convs"], r["spectral_weight"]) for r in rows}
+    assert len(keys) == 18 and {r["spectral_weight"] for r in rows} == {0.0, 0.5, 2.0}
+    assert all(r["spectral_error"] >= 0 and r["mse"] > 0 for r in rows)
     assert (tmp_path / "spectra.png").stat().st_size > 0
-    assert "| transconv | 3x5x5 | yes |" in (tmp_path / "table.md").read_text()
+    table = (tmp_path / "table.md").read_text()
+    assert "| transconv | 3x5x5 | MSE + 2 x spectral |" in table and "x smaller" in table
+
+
+def test_upconv_ae_rejects_bad_lists(image_folder, tmp_path):
+    base = ["upconv-ae", str(image_folder), "--out", str(tmp_path)]
+    bad_weight = runner.invoke(app, [*base, "--spectral-weight", "1,x"])
+    assert bad_weight.exit_code == 2 and "comma-separated" in bad_weight.output
+    bad_unit = runner.invoke(app, [*base, "--units", "pixelshuffle"])
+    assert bad_unit.exit_code == 2 and "upsamples" in bad_unit.output
 
 
 def test_gan_sample_output_scans_end_to_end(trained_run, tmp_path):
@@ -102,3 +114,56 @@ def test_gan_sample_output_scans_end_to_end(trained_run, tmp_path):
     )
     assert all(0.0 <= r["score"] <= 1.0 for r in report["results"])
     assert report["summary"]["errors"] == 0 and report["summary"]["n"] == 4
+
+
+@pytest.fixture
+def captured_config(monkeypatch):
+    """Run gan-train up to the training call and keep the config it would train with."""
+    import specdetect.gan.train as train_module
+
+    seen = {}
+
+    def fake_train(config, data, out, **kwargs):
+        seen["config"] = config
+        return train_module.TrainResult(None, [], 0.0, out)
+
+    monkeypatch.setattr(train_module, "train_gan", fake_train)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], {"spectral_weight": 0.0, "spectral_order": "power", "final_convs": 0}),
+        (["--spectral"], {"spectral_weight": 300.0, "spectral_order": "log", "final_convs": 3}),
+        (
+            ["--spectral", "--spectral-weight", "50", "--final-convs", "0"],
+            {"spectral_weight": 50.0, "spectral_order": "log", "final_convs": 0},
+        ),
+        (
+            ["--spectral-order", "power", "--spectral"],
+            {"spectral_weight": 300.0, "spectral_order": "power", "final_convs": 3},
+        ),
+        (
+            ["--spectral-weight", "10"],
+            {"spectral_weight": 10.0, "spectral_order": "power", "final_convs": 0},
+        ),
+    ],
+)
+def test_spectral_flag_sets_the_recipe_and_explicit_flags_win(
+    image_folder, tmp_path, captured_config, flags, expected
+):
+    result = runner.invoke(app, ["gan-train", str(image_folder), "--out", str(tmp_path), *flags])
+    assert result.exit_code == 0, result.output
+    config = captured_config["config"]
+    assert {key: getattr(config, key) for key in expected} == expected
+
+
+def test_spectral_recipe_is_what_the_help_promises():
+    from specdetect.gan.config import SPECTRAL_RECIPE
+
+    text = runner.invoke(app, ["gan-train", "--help"], env={"COLUMNS": "400"}).output
+    assert "--spectral " in text
+    weight = f"{SPECTRAL_RECIPE['spectral_weight']:g}"
+    assert f"lambda {weight}" in text and f"--spectral: {weight}" in text
+    assert "--spectral-order log" in text and "--final-convs 3" in text
