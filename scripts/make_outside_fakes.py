@@ -176,6 +176,40 @@ _NCNN_FAMILIES = [
 ]
 
 
+def _cyclegan(rel: str):
+    """Runner for vintagify's CycleGAN generator: uint8 RGB in, float RGB 0..255 out."""
+
+    def build(weights: Path):
+        import torch
+        from cyclegan import load_vintagify
+
+        g = load_vintagify(weights / rel)
+
+        def run(img: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(img.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+            with torch.no_grad():
+                y = g(x)[0].permute(1, 2, 0).numpy()
+            return (y + 1.0) * 127.5
+
+        return run
+
+    return build
+
+
+_VINTAGIFY = "vintagify-0.1.2/vintagify/resources/G_A2B_epoch33.pth"
+_GAN_FAMILIES = [
+    Family(
+        "vintagify-cyclegan",
+        1,
+        "pypi:vintagify@0.1.2",
+        {_VINTAGIFY: "c502cd44ca720d004f89775f593fc403acc6b36d27d65390cbe2f476f771e560"},
+        _cyclegan(_VINTAGIFY),
+        "CycleGAN ResNet generator (9 blocks, ngf 64, InstanceNorm), two stride-2 3x3"
+        " transposed convolutions; photo -> 'vintage' translation of the full crop",
+    ),
+]
+
+
 _ONE = "group1-shard1of1.bin"
 _RDN = "idealo ISR RDN %s, conv + nearest UpSampling2D + conv"
 _RRDN = "idealo ISR RRDN C4-D3-G32-G064-T10 (ESRGAN-style RRDB), pixel shuffle"
@@ -235,6 +269,7 @@ FAMILIES: dict[str, Family] = {
         _ujs("thick", 2, _THICK_X2, 1.0, _RRDN),
         _ujs("thick", 4, _THICK_X4, 1.0, _RRDN),
         *_NCNN_FAMILIES,
+        *_GAN_FAMILIES,
     ]
 }
 
@@ -307,6 +342,7 @@ def hr_crops(photos: Path, per_photo: int, seed: int) -> list[dict]:
 
 
 def downscale(hr: np.ndarray, factor: int) -> np.ndarray:
+    """PIL bicubic (anti-aliased) reduction by ``factor``."""
     side = hr.shape[0] // factor
     return np.asarray(Image.fromarray(hr).resize((side, side), Image.BICUBIC))
 
@@ -345,7 +381,8 @@ def make_family(family: Family, crops: list[dict], out: Path, weights: Path) -> 
         old.unlink()
     rows = []
     for c in crops:
-        lr = downscale(c["hr"], family.factor)
+        # factor 1: an image-to-image generator, fed the real crop itself
+        lr = c["hr"] if family.factor == 1 else downscale(c["hr"], family.factor)
         bic = to_uint8(bicubic_up(lr, family.factor))
         sr = bic if run is None else to_uint8(run(lr))
         if sr.shape != c["hr"].shape:
@@ -362,7 +399,9 @@ def make_family(family: Family, crops: list[dict], out: Path, weights: Path) -> 
                 "crop_side": c["box"][2],
                 "psnr_rgb": round(psnr(sr_c, hr_c), 3),
                 "psnr_y": round(psnr(y_of(sr_c), y_of(hr_c)), 3),
-                "psnr_y_bicubic": round(psnr(y_of(bic_c), y_of(hr_c)), 3),
+                "psnr_y_bicubic": (
+                    float("nan") if family.factor == 1 else round(psnr(y_of(bic_c), y_of(hr_c)), 3)
+                ),
             }
         )
     with open(folder / "manifest.csv", "w", newline="") as f:
