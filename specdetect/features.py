@@ -9,7 +9,6 @@ are always computed the same way they were trained on.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -133,7 +132,7 @@ class FeatureConfig:
         return cls(**data)
 
 
-@lru_cache(maxsize=64)
+@spectra.shape_cache  # bounded by pixels: large plans do not pile up
 def harmonic_index(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Half-plane positions of the peak and neighbourhood bins of each harmonic.
 
@@ -170,7 +169,7 @@ def harmonic_index(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return peak_array, ring_array
 
 
-@lru_cache(maxsize=64)
+@spectra.shape_cache  # bounded by pixels: large plans do not pile up
 def coherence_plan(height: int, width: int) -> tuple[np.ndarray, int, int, np.ndarray]:
     """Frequency blocks, their half-rate partners and band weights for a shape.
 
@@ -189,7 +188,7 @@ def coherence_plan(height: int, width: int) -> tuple[np.ndarray, int, int, np.nd
 
     Returns
     -------
-    index : ndarray of int64, shape (K * COHERENCE_BLOCK ** 2,)
+    index : ndarray of int32 (int64 past 2**30 bins), shape (K * COHERENCE_BLOCK ** 2,)
         Indices into the extended spectrum, block-major, of the base blocks
         of the y shift (``n_y`` blocks) and of the x and diagonal shifts
         (``n_x`` blocks, shared), then the partners of the y, x and diagonal
@@ -243,6 +242,8 @@ def coherence_plan(height: int, width: int) -> tuple[np.ndarray, int, int, np.nd
         weights.append(band_weights)
     # The x and diagonal shifts share their base region.
     index = np.concatenate([bases[0], bases[1], *partners], axis=None)
+    if 2 * n_bins + 1 < 2**31:  # half the memory of int64, same gathers
+        index = index.astype(np.int32)
     weight = np.concatenate(weights)
     weight = weight / np.maximum(weight.sum(axis=0, keepdims=True), 1e-12)
     for array in (index, weight):

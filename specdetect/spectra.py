@@ -30,6 +30,9 @@ Conventions (shared by both implementations)
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
@@ -62,6 +65,13 @@ __all__ = [
 
 #: Added to the power before the logarithm so that zero power stays finite.
 LOG_EPS = 1e-10
+
+#: Per-shape plans (ring indexes, coherence blocks) take 10 to 30 bytes per
+#: pixel of their shape. They are cached for the last shapes seen while those
+#: total at most this many pixels (the newest plan is always kept): a folder of
+#: thumbnails reuses dozens of plans, a folder of 24-megapixel photos of mixed
+#: sizes keeps one, instead of one per size.
+PLAN_CACHE_PIXELS = 1 << 24
 #: Coefficients whose magnitude is below this are not divided by.
 _TINY = 1e-12
 
@@ -105,7 +115,37 @@ class RingIndex:
         return len(self.radii)
 
 
-@lru_cache(maxsize=64)
+def shape_cache(function):
+    """Cache a per-shape plan ``function(height, width, ...)`` within :data:`PLAN_CACHE_PIXELS`.
+
+    Like :func:`functools.lru_cache`, but bounded by the pixels of the cached
+    shapes rather than by their number, so that plans for large images do not
+    pile up. Thread-safe; the plans must not be modified by callers.
+    """
+    cache: OrderedDict[tuple, tuple[int, object]] = OrderedDict()
+    lock = threading.Lock()
+
+    @functools.wraps(function)
+    def cached(*args):
+        with lock:
+            if args in cache:
+                cache.move_to_end(args)
+                return cache[args][1]
+        value = function(*args)
+        pixels = int(args[0]) * int(args[1])
+        with lock:
+            cache[args] = (pixels, value)
+            cache.move_to_end(args)
+            total = sum(size for size, _ in cache.values())
+            while len(cache) > 1 and total > PLAN_CACHE_PIXELS:
+                total -= cache.pop(next(iter(cache)))[0]  # the least recently used
+        return value
+
+    cached.cache_clear = cache.clear  # as lru_cache offers
+    return cached
+
+
+@shape_cache
 def ring_index(height: int, width: int, drop_corners: bool = True) -> RingIndex:
     """Ring membership of the half-plane frequencies of an image of this shape.
 
@@ -160,7 +200,7 @@ def ring_index(height: int, width: int, drop_corners: bool = True) -> RingIndex:
     return RingIndex((height, width), positions, rings, coefficients, radii, counts)
 
 
-@lru_cache(maxsize=64)
+@shape_cache
 def _ring_matrix(height: int, width: int, drop_corners: bool) -> scipy.sparse.csr_matrix:
     idx = ring_index(height, width, drop_corners)
     n_values = height * (width // 2 + 1)
