@@ -167,11 +167,12 @@ def load_model(path: str | os.PathLike):
         Missing, unreadable, not a specdetect model, wrong format version,
         carrying types outside :data:`TRUSTED_TYPES`, or inconsistent.
     """
+    path = Path(path)
+    # Before importing scikit-learn and skops: a refused file is refused at once.
+    data = audit_archive(path)
     from specdetect.detect.detector import METHODS, Detector
     from specdetect.features import FeatureConfig
 
-    path = Path(path)
-    data = audit_archive(path)  # before importing skops: a refused file is refused at once
     skops_io = _skops_io()
     try:
         untrusted = skops_io.get_untrusted_types(data=data)
