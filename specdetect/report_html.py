@@ -34,7 +34,6 @@ import os
 import tempfile
 from array import array
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
@@ -67,8 +66,6 @@ class HtmlReport:
         The model file, as reported.
     threshold : float
         The decision threshold used.
-    feature_config : FeatureConfig, optional
-        The model's feature settings (for the plot's frequency axis).
     max_flagged_details, max_other_details : int
         Rows that get a thumbnail and plots (see the module docstring).
 
@@ -81,7 +78,6 @@ class HtmlReport:
         path: str | os.PathLike,
         model: str,
         threshold: float,
-        feature_config: Any = None,
         *,
         max_flagged_details: int = MAX_FLAGGED_DETAILS,
         max_other_details: int = MAX_OTHER_DETAILS,
@@ -89,7 +85,6 @@ class HtmlReport:
         self.path = path
         self.model = str(model)
         self.threshold = float(threshold)
-        self.feature_config = feature_config
         self.max_flagged = max_flagged_details
         self.max_other = max_other_details
         self.summary = Summary()

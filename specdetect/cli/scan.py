@@ -137,9 +137,7 @@ def scan(
             if html is not None:
                 from specdetect.report_html import HtmlReport
 
-                page = stack.enter_context(
-                    HtmlReport(html, model_name, threshold, detector.feature_config)
-                )
+                page = stack.enter_context(HtmlReport(html, model_name, threshold))
             pending = records if first is None else itertools.chain([first], records)
             for record in progress(pending, total, "scan"):
                 if page is not None:
