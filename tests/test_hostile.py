@@ -453,3 +453,20 @@ def test_scan_of_a_looping_glob_scores_each_file_once(looped: Path, monkeypatch)
     assert result.exit_code in (0, 1), result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [row["path"] for row in rows] == ["F/a.png", "F/sub/b.png"]
+
+
+# ---------------------------------------------------------------------------
+# Memory: per-shape plans are cached within a pixel budget, not per shape
+# ---------------------------------------------------------------------------
+def test_plans_of_large_shapes_do_not_pile_up(monkeypatch):
+    from specdetect import spectra
+
+    monkeypatch.setattr(spectra, "PLAN_CACHE_PIXELS", 100 * 100)
+    small = spectra.ring_index(10, 10)
+    assert spectra.ring_index(10, 10) is small  # small shapes stay cached
+    large = spectra.ring_index(120, 100)  # over the budget on its own
+    assert spectra.ring_index(120, 100) is large  # the newest plan is always kept
+    assert spectra.ring_index(10, 10) is not small  # the older one made room
+    other = spectra.ring_index(100, 130)
+    assert spectra.ring_index(100, 130) is other
+    assert spectra.ring_index(120, 100) is not large
