@@ -75,6 +75,14 @@ def test_scan_onto_a_full_device_keeps_the_node_and_exits_2(full_device: Path):
     assert os.listdir(full_device.parent) == ["full"]  # no temporary file beside it
 
 
+def test_features_onto_a_full_device_is_one_line_and_exit_2(full_device: Path):
+    result = runner.invoke(app, ["features", SAMPLE, "-o", str(full_device), "--workers", "1"])
+    assert result.exit_code == 2, result.output
+    assert f"error: cannot write {full_device}: No space left on device" in result.output
+    assert "Traceback" not in result.output
+    assert stat.S_ISCHR(os.lstat(full_device).st_mode)
+
+
 def test_atomic_write_to_a_device_raises_one_line_output_error(full_device: Path):
     with pytest.raises(OutputError) as caught:
         with atomic_write(full_device, "w") as handle:

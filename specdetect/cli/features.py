@@ -33,6 +33,7 @@ def features(
     With --scheduler or --cluster the files are read on a Dask cluster
     (the optional extra: pip install 'specdetect\\[distributed]'); the output is the same.
     """
+    from specdetect.atomic import OutputError
     from specdetect.distributed import BackendError
     from specdetect.features import FeatureConfig
     from specdetect.featurize import FeatureTable, featurize, list_inputs
@@ -69,7 +70,10 @@ def features(
 
     if table.n_ok + table.n_failed == 0:  # paths from stdin, none given
         raise fail("no image files found in the given paths")
-    table.save(output)
+    try:
+        table.save(output)
+    except OutputError as exc:  # a full disk, /dev/full, a closed pipe: one line, exit 2
+        raise fail(str(exc)) from None
     typer.echo(
         f"wrote {table.n_ok} feature vectors to {output} ({table.n_failed} failed)", err=True
     )
