@@ -85,7 +85,7 @@ def require_dask():
     except ImportError:
         raise BackendError(
             "--scheduler and --cluster need Dask: install specdetect[distributed] "
-            "(pip install 'specdetect[distributed]')"
+            "(pip install 'specdetect[distributed]', or pip install 'dask[distributed]')"
         ) from None
     return distributed
 

@@ -15,6 +15,7 @@ import typer
 from specdetect.cli._common import DEVICE_HELP, WORKERS_HELP, error_line, fail, progress
 from specdetect.cli.features import CLUSTER_HELP, SCHEDULER_HELP, SHARD_HELP
 
+SCAN_SHARD_HELP = SHARD_HELP[:-2] + ", or per batch appended to the --resume file)."
 FORMAT_HELP = "Output format: text, json, csv, sarif (code scanning) or junit (test reports)."
 HTML_HELP = (
     "Also write a self-contained HTML review page here: flagged inputs first, with "
@@ -37,11 +38,14 @@ glob patterns, or - to read one path per line from stdin. Videos (mp4, avi,
 mov, mkv, webm) are scored on up to --frames evenly spaced frames: the mean
 frame score, the fraction of frames flagged, and the majority-vote label.
 
-Results go to stdout (or -o FILE, written atomically); progress and one line
-per unreadable input go to stderr.
+Results go to stdout (or -o FILE, written atomically) as text, JSON, CSV,
+SARIF (code-scanning pages) or JUnit XML (test dashboards); --html PAGE.html
+also writes a self-contained review page. Progress and one line per
+unreadable input go to stderr.
 
 With --scheduler or --cluster the inputs are scored on a Dask cluster
-(pip install 'specdetect\\[distributed]'), with the same output. With --resume
+(the optional extra: pip install 'specdetect\\[distributed]', or
+'.\\[distributed]' in a checkout), with the same output. With --resume
 RESULTS.jsonl, results are appended to that file shard by shard and a rerun
 skips what it holds; the report covers all inputs, old and new.
 
@@ -56,7 +60,7 @@ def scan(
         ..., help="Files, folders (recursive), globs, or - to read paths from stdin."
     ),
     model: Path | None = typer.Option(
-        None, "--model", "-m", help="Model file (default: the shipped models/default.skops)."
+        None, "--model", "-m", help="Model file (default: the shipped model)."
     ),
     threshold: float | None = typer.Option(
         None, "--threshold", min=0.0, max=1.0, help="Flag scores >= T (default: the model's)."
@@ -75,7 +79,7 @@ def scan(
     scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
     cluster: str | None = typer.Option(None, "--cluster", help=CLUSTER_HELP),
     resume: Path | None = typer.Option(None, "--resume", help=RESUME_HELP),
-    shard_size: int = typer.Option(1000, "--shard-size", min=1, help=SHARD_HELP),
+    shard_size: int = typer.Option(1000, "--shard-size", min=1, help=SCAN_SHARD_HELP),
 ) -> None:
     import specdetect.scan as library
     from specdetect.detect import ModelError
