@@ -356,6 +356,8 @@ def test_interrupted_scan_exits_2_not_1(world, monkeypatch, after):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(specdetect.scan, "scan", interrupted)
-    result = scan(world, world["fake"], "--exit-zero")
+    page = world["root"] / f"interrupted-{after}.html"
+    result = scan(world, world["fake"], "--exit-zero", "--html", str(page))
     assert result.exit_code == 2
     assert "interrupted: the scan is incomplete" in result.stderr
+    assert not page.exists()  # no review page of an incomplete scan

@@ -216,6 +216,9 @@ def test_library_scan_and_featurize_on_a_dask_client(client, images, corpus, mod
     single = list(scan(inputs, model, workers=1, frames=4))
     on_dask = list(scan(inputs, model, client=client, shard_size=3, frames=4))
     assert on_dask == single and [r["path"] for r in single] == inputs
+    with_spectra = list(scan(inputs, model, client=client, shard_size=3, frames=4, spectra=True))
+    assert with_spectra == list(scan(inputs, model, workers=1, frames=4, spectra=True))
+    assert sum("spectrum" in r for r in with_spectra) == sum("score" in r for r in single) > 0
     assert client.status == "running"  # a client passed in is left open
 
     config = FeatureConfig(bins=16)
