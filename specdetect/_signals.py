@@ -21,6 +21,7 @@ need care:
 
 from __future__ import annotations
 
+import _thread
 import signal
 import sys
 import threading
@@ -48,6 +49,9 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+#: Seconds before an :class:`Interrupted` that Python dropped is raised again.
+_REDELIVERY_DELAY = 0.01
+
 _received: list[int] = []  # every stop signal handled, in order
 _depth = 0  # nesting of deferred_stop blocks in the main thread
 _held: int | None = None  # a signal that arrived inside one, not raised yet
@@ -70,7 +74,14 @@ def raise_on_stop_signals() -> Callable[[], None]:
 
     def redeliver(unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, Interrupted):
-            signal.raise_signal(unraisable.exc_value.signum)  # handled again, elsewhere
+            # Flag the signal again from another thread, a moment later: flagged
+            # from here, its handler would run before the main thread has left
+            # the spot that drops exceptions, and be lost again.
+            again = threading.Timer(
+                _REDELIVERY_DELAY, _thread.interrupt_main, args=(unraisable.exc_value.signum,)
+            )
+            again.daemon = True
+            again.start()
         else:
             previous_hook(unraisable)
 

@@ -2,10 +2,10 @@
 
 Every process pool in specdetect comes from :func:`worker_pool`. A worker of a
 plain :class:`~concurrent.futures.ProcessPoolExecutor` whose parent is killed
-(SIGKILL, the OOM killer, a container stop) does not notice: it waits forever
-on its task queue, whose write end its forked siblings keep open, re-parented
-to init, holding memory and every file the parent had open. Here each worker,
-before its first task:
+(SIGKILL, the OOM killer, a container stop) does not notice: re-parented to
+init, it waits forever on its task queue (whose write end it inherited at
+fork and keeps open itself), holding memory and every file the parent had
+open. Here each worker, before its first task:
 
 * asks Linux to SIGKILL it when its parent dies (``PR_SET_PDEATHSIG``), then
   checks that the parent is still the process that created the pool, which

@@ -356,3 +356,50 @@ def test_forked_child_holds_neither_the_file_nor_its_lock(tmp_path):
         release.set()
         child.join(timeout=30)
     assert child.exitcode == 0
+
+
+# --------------------------------------------------------------------------
+# Stop signals as an exception
+# --------------------------------------------------------------------------
+SIGNALS_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from specdetect._signals import Interrupted, deferred_stop, raise_on_stop_signals
+
+    raise_on_stop_signals()
+
+    def stop():
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:  # the handler runs in this loop
+            pass
+
+    class Dropper:
+        def __del__(self):  # Python prints and drops what a __del__ raises
+            stop()
+
+    try:
+        if sys.argv[1] == "deferred":
+            with deferred_stop():
+                stop()
+                print("block finished", flush=True)
+        else:
+            Dropper()  # collected at once
+            print("carried on", flush=True)
+        for _ in range(500):
+            time.sleep(0.01)
+    except Interrupted as exc:
+        print("interrupted by", signal.Signals(exc.signum).name, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "mode, first_line", [("deferred", "block finished"), ("dropped", "carried on")]
+)
+def test_stop_signal_is_raised_after_a_deferred_block_or_a_dropping_spot(mode, first_line):
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNALS_SCRIPT, mode], capture_output=True, text=True, timeout=60
+    )
+    assert proc.stdout.splitlines() == [first_line, "interrupted by SIGTERM"], proc.stderr
+    assert "Exception ignored" not in proc.stderr
