@@ -97,16 +97,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     target = os.fspath(path)
     if isinstance(target, bytes):
         target = os.fsdecode(target)
-    if target == "-":
-        sys.stdout.flush()  # what print() already buffered goes first
+    descriptor = _descriptor_of(target)
+    if descriptor is not None:
+        # "-", /dev/stdout, /dev/fd/N: the descriptor itself, even when it is a
+        # redirected regular file (reopening the path would start at offset 0).
+        stream = {1: sys.stdout, 2: sys.stderr}.get(descriptor)
+        if stream is not None:
+            stream.flush()  # what print() already buffered goes first
         try:
-            fd = os.dup(sys.stdout.fileno())
+            fd = os.dup(descriptor if stream is None else stream.fileno())
         except (AttributeError, OSError, ValueError):  # stdout replaced (a test runner)
-            stream = sys.stdout if "b" not in mode else sys.stdout.buffer
+            if stream is None:
+                raise OutputError(9, "not an open file descriptor", target) from None  # EBADF
+            stream = stream if "b" not in mode else stream.buffer
             yield stream
             stream.flush()
             return
-        with _direct(fd, "standard output", mode) as handle:
+        with _direct(fd, "standard output" if target == "-" else target, mode) as handle:
             yield handle
         return
     try:
@@ -131,6 +138,19 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     real = os.path.realpath(target) if os.path.islink(target) else target
     with _replace(real, target, mode, info) as handle:
         yield handle
+
+
+def _descriptor_of(target: str) -> int | None:
+    """The file descriptor that ``target`` names (``-``, ``/dev/stdout``, ``/dev/fd/3``), if any."""
+    if target == "-":
+        return 1
+    named = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+    if target in named:
+        return named[target]
+    for prefix in ("/dev/fd/", "/proc/self/fd/"):
+        if target.startswith(prefix) and target[len(prefix) :].isdigit():
+            return int(target[len(prefix) :])
+    return None
 
 
 @contextlib.contextmanager

@@ -123,6 +123,21 @@ def test_dash_means_standard_output(tmp_path: Path):
     assert os.listdir(tmp_path) == []  # no file named "-"
 
 
+def test_dev_stdout_is_the_descriptor_even_when_redirected_to_a_file(tmp_path: Path):
+    code = (
+        "from specdetect.atomic import atomic_write\n"
+        "with atomic_write('/dev/stdout', 'w') as handle:\n"
+        "    handle.write('report')\n"
+    )
+    log = tmp_path / "log.txt"
+    log.write_text("earlier lines\n")
+    with open(log, "a") as appended:  # like `>> log.txt`
+        done = subprocess.run([sys.executable, "-c", code], stdout=appended, timeout=60)
+    assert done.returncode == 0
+    assert log.read_text() == "earlier lines\nreport"  # appended, not replaced
+    assert os.listdir(tmp_path) == ["log.txt"]
+
+
 def test_a_symbolic_link_stays_a_link(tmp_path: Path):
     real = tmp_path / "real.txt"
     real.write_text("old")
