@@ -278,7 +278,7 @@ def _jpeg_structure(handle: io.BufferedReader, stop_after: int) -> tuple[bool, i
             if not byte:
                 return arithmetic, 0
             if byte != b"\xff":
-                continue  # not at a marker: a broken file, PIL reports it
+                return arithmetic, 0  # not at a marker: a broken header, PIL reports it
             marker = handle.read(1)
             while marker == b"\xff":  # fill bytes
                 marker = handle.read(1)
