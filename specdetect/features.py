@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
+import scipy.sparse
 
 from specdetect import spectra
 
@@ -25,6 +27,7 @@ __all__ = [
     "N_COHERENCE",
     "N_HARMONICS",
     "FeatureConfig",
+    "block_plan",
     "coherence_numpy",
     "coherence_torch",
     "features_numpy",
@@ -93,6 +96,19 @@ class FeatureConfig:
         below, so the two are phase-locked; in a camera image they are
         independent. This is the fingerprint the magnitude spectrum only
         hints at, and it survives the image's own blur or up-scaling history.
+    residual : bool
+        Compute everything on the noise residual, the image minus its 3x3
+        median (edges replicated), instead of the image: the denoiser
+        removes most of the scene, so what a generator or up-sampler adds
+        (and a camera's own noise) dominates the spectrum (after Corvi et
+        al. 2023).
+    blocks : int
+        Append ``blocks ** 2`` means of the 2-D log power spectrum over a
+        ``blocks x blocks`` grid of the folded quadrant ``|fy|, |fx|`` in
+        ``[0, 1/2]`` (DC left out), centred like ``norm="center"`` (tenths of
+        the decibel values, minus their mean); 0 (default) appends none. The
+        azimuthal mean averages over directions, so peaks on the axes or at
+        ``(1/4, 1/4)`` are diluted in their ring; the grid keeps where they are.
     """
 
     bins: int = 64
@@ -101,8 +117,12 @@ class FeatureConfig:
     drop_corners: bool = True
     harmonics: bool = False
     coherence: bool = False
+    residual: bool = False
+    blocks: int = 0
 
     def __post_init__(self):
+        if self.blocks < 0:
+            raise ValueError(f"blocks must be 0 or positive, got {self.blocks}")
         if self.bins < 2:
             raise ValueError(f"bins must be at least 2, got {self.bins}")
         if self.norm not in NORMS:
@@ -117,6 +137,7 @@ class FeatureConfig:
             self.bins
             + (N_HARMONICS if self.harmonics else 0)
             + (N_COHERENCE if self.coherence else 0)
+            + self.blocks**2
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -366,6 +387,97 @@ def coherence_torch(images: torch.Tensor) -> torch.Tensor:
     return _coherence_torch_from_spectrum(spectrum, power, tuple(images.shape[-2:]))
 
 
+def median_residual(images: np.ndarray) -> np.ndarray:
+    """``images`` minus their 3x3 median (edges replicated), over the last two axes.
+
+    Examples
+    --------
+    >>> float(np.abs(median_residual(np.full((5, 5), 7.0))).max())
+    0.0
+    """
+    images = np.asarray(images)
+    if images.dtype != np.float32:
+        images = images.astype(np.float64)
+    size = (1,) * (images.ndim - 2) + (3, 3)
+    return images - scipy.ndimage.median_filter(images, size=size, mode="nearest")
+
+
+def median_residual_torch(images: torch.Tensor) -> torch.Tensor:
+    """Torch twin of :func:`median_residual` for ``(..., H, W)`` tensors."""
+    import torch.nn.functional as F
+
+    lead, (height, width) = images.shape[:-2], images.shape[-2:]
+    flat = images.reshape(-1, 1, height, width)
+    padded = F.pad(flat, (1, 1, 1, 1), mode="replicate")
+    windows = F.unfold(padded, 3)  # (B, 9, H * W)
+    median = windows.median(dim=1).values.reshape(flat.shape)
+    return (flat - median).reshape(*lead, height, width)
+
+
+@spectra.shape_cache  # bounded by pixels: large plans do not pile up
+def block_plan(height: int, width: int, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid cell of every half-plane frequency and the averaging matrix.
+
+    Cell ``(by, bx)`` holds the frequencies with ``|fy|`` in
+    ``[by, by + 1) / (2 * blocks)`` and ``fx`` likewise (the Nyquist row and
+    column join the last cell); the DC term belongs to none.
+
+    Returns
+    -------
+    cells : ndarray of int64, shape (H * (W // 2 + 1),)
+        Flat cell index ``by * blocks + bx`` of each bin, ``-1`` for DC.
+    weights : ndarray of float64, shape (H * (W // 2 + 1), blocks ** 2)
+        Averaging weights (``1 / count`` of the cell; a column of zeros for
+        a cell without bins, which tiny images can have).
+    """
+    fy = np.abs(np.fft.fftfreq(height))[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    by = np.minimum((fy * 2 * blocks).astype(np.int64), blocks - 1)
+    bx = np.minimum((fx * 2 * blocks).astype(np.int64), blocks - 1)
+    cells = (by * blocks + bx).ravel()
+    cells[0] = -1
+    counts = np.bincount(cells[1:], minlength=blocks**2).astype(np.float64)
+    weights = np.zeros((len(cells), blocks**2))
+    weights[np.arange(1, len(cells)), cells[1:]] = 1.0 / counts[cells[1:]]
+    for array in (cells, weights):
+        array.setflags(write=False)
+    return cells, weights
+
+
+@spectra.shape_cache  # bounded by pixels: large plans do not pile up
+def _block_matrix(height: int, width: int, blocks: int) -> scipy.sparse.csr_matrix:
+    return scipy.sparse.csr_matrix(block_plan(height, width, blocks)[1])
+
+
+def block_means(decibels: np.ndarray, shape: tuple[int, int], blocks: int) -> np.ndarray:
+    """Centred grid means of the half-plane decibels (see ``FeatureConfig.blocks``)."""
+    height, width = shape
+    lead = decibels.shape[:-2]
+    flat = decibels.reshape(-1, height * (width // 2 + 1))
+    grid = np.asarray(flat @ _block_matrix(height, width, blocks))
+    grid = 0.1 * (grid - grid.mean(axis=-1, keepdims=True))
+    return grid.reshape(*lead, blocks**2)
+
+
+def block_means_torch(decibels: torch.Tensor, shape: tuple[int, int], blocks: int):
+    """Torch twin of :func:`block_means`."""
+    import torch
+
+    height, width = shape
+    cells, weights = block_plan(height, width, blocks)
+    lead = decibels.shape[:-2]
+    flat = decibels.reshape(-1, height * (width // 2 + 1))
+    keep = torch.tensor(np.flatnonzero(cells >= 0), device=flat.device)
+    cell = torch.tensor(cells[cells >= 0], device=flat.device)
+    scale = torch.tensor(
+        weights[cells >= 0, cells[cells >= 0]], device=flat.device, dtype=flat.dtype
+    )
+    grid = torch.zeros(flat.shape[0], blocks**2, device=flat.device, dtype=flat.dtype)
+    grid = grid.index_add(1, cell, flat[:, keep] * scale)
+    grid = 0.1 * (grid - grid.mean(dim=-1, keepdim=True))
+    return grid.reshape(*lead, blocks**2)
+
+
 def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Feature vectors of one luma image ``(H, W)`` or a batch ``(B, H, W)``.
 
@@ -378,6 +490,8 @@ def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) 
     """
     images = np.asarray(images)
     shape = images.shape[-2:]
+    if config.residual:
+        images = median_residual(images)
     if config.coherence:  # one transform for both: the same one power_spectrum computes
         spectrum = _half_spectrum(images)
         power = spectrum.real**2 + spectrum.imag**2
@@ -401,6 +515,10 @@ def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) 
     if config.coherence:
         coherence = _coherence_from_spectrum(spectrum, power, shape)
         out = np.concatenate([out, coherence.astype(out.dtype)], axis=-1)
+    if config.blocks:
+        decibels = values if config.scale == "log" else spectra.log_power(power)
+        grid = block_means(decibels, shape, config.blocks)
+        out = np.concatenate([out, grid.astype(out.dtype)], axis=-1)
     return out.astype(np.float32)
 
 
@@ -409,6 +527,8 @@ def features_torch(images: torch.Tensor, config: FeatureConfig = FeatureConfig()
     import torch
 
     shape = tuple(images.shape[-2:])
+    if config.residual:
+        images = median_residual_torch(images)
     if config.coherence:
         spectrum = torch.fft.rfft2(images, norm="ortho")
         power = spectrum.real**2 + spectrum.imag**2
@@ -430,6 +550,10 @@ def features_torch(images: torch.Tensor, config: FeatureConfig = FeatureConfig()
     if config.coherence:
         coherence = _coherence_torch_from_spectrum(spectrum, power, shape)
         out = torch.cat([out, coherence.to(out.dtype)], dim=-1)
+    if config.blocks:
+        decibels = values if config.scale == "log" else spectra.log_power_torch(power)
+        grid = block_means_torch(decibels, shape, config.blocks)
+        out = torch.cat([out, grid.to(out.dtype)], dim=-1)
     return out
 
 

@@ -94,8 +94,12 @@ def test_kmeans_without_labels_names_clusters_by_reference_rule(data):
         assert model.summary_["n_unlabelled"] == len(X) and model.summary_["cv"] is None
     assert fake_ids == {0, 1}
     # A reference that looks like the fakes flips the naming: the rule is really used.
+    # (Flipped, the fakes' cluster is taken as the real one and its radius is
+    # drawn around it, so most images get the wrong label.)
+    named = Detector("kmeans", CONFIG, seed=0).fit(X)
     flipped = Detector("kmeans", CONFIG, seed=0, reference=X[y == 1].mean(0)).fit(X)
-    assert np.mean(flipped.predict(X) == y) <= 0.1
+    assert flipped.fake_cluster_ == 1 - named.fake_cluster_
+    assert np.mean(flipped.predict(X) == y) <= 0.3
 
 
 def test_refusals():
@@ -135,3 +139,35 @@ def test_kmeans_reference_rule_with_coherence_features():
         model = Detector("kmeans", config, seed=seed).fit(X[::-1] if seed % 2 else X)
         assert model.reference_.shape == (config.n_features,)
         assert np.mean(model.predict(X) == y) >= 0.9
+
+
+def test_kmeans_radius_flags_what_lies_off_the_real_cluster(data):
+    """The radius rule: a real-cluster quantile of distances; it flags outliers in any direction."""
+    X, y = data
+    model = Detector("kmeans", CONFIG, seed=0, kmeans_quantile=0.9).fit(X)
+    old = Detector("kmeans", CONFIG, seed=0, kmeans_quantile=None).fit(X)
+    assert not hasattr(old, "radius_") and model.radius_ > 0
+    distances = model.estimator_.transform(X)
+    d_real = distances[:, 1 - model.fake_cluster_]
+    members = d_real <= distances[:, model.fake_cluster_]
+    beyond = np.mean(d_real[members] > model.radius_)
+    assert 0.05 <= beyond <= 0.15  # the quantile, up to ties
+    assert np.mean(model.predict(X) == y) >= 0.85
+    # A point on the far side of the real centre, away from the fake one (a "new
+    # generator" that is not like the training fakes): the old two-centre boundary
+    # calls it real, the radius rule flags it.
+    scaler, kmeans = model.estimator_[0], model.estimator_[-1]
+    real_c = kmeans.cluster_centers_[1 - model.fake_cluster_]
+    fake_c = kmeans.cluster_centers_[model.fake_cluster_]
+    outlier = scaler.inverse_transform((real_c + 3 * (real_c - fake_c))[None])
+    assert model.predict(outlier)[0] == 1
+    assert old.predict(outlier)[0] == 0
+    with pytest.raises(ValueError, match="kmeans_quantile"):
+        Detector("kmeans", CONFIG, kmeans_quantile=1.5).fit(X)
+
+
+def test_kmeans_radius_with_labels_uses_the_real_rows(data):
+    X, y = data
+    model = Detector("kmeans", CONFIG, seed=0, cv=0, kmeans_quantile=0.8).fit(X, y)
+    d_real = model.estimator_.transform(X)[:, 1 - model.fake_cluster_]
+    assert model.radius_ == pytest.approx(np.quantile(d_real[y == 0], 0.8))

@@ -203,3 +203,25 @@ def test_shipped_model_has_a_scorer_that_matches_it():
     np.testing.assert_allclose(
         scorer.predict_proba(rows), detector.predict_proba(rows), rtol=0, atol=1e-12
     )
+
+
+@pytest.mark.parametrize("quantile", [None, 0.9])
+def test_kmeans_scorer_with_and_without_radius(tmp_path, quantile):
+    """New k-means files store the radius; files without it (older ones) score the old way."""
+    X, _ = _data()
+    model = Detector("kmeans", CONFIG, seed=3, cv=0, kmeans_quantile=quantile).fit(X)
+    path = tmp_path / "k.skops"
+    save_model(model, path)
+    scorer = load_scorer(path)
+    assert ("radius" in scorer.arrays) == (quantile is not None)
+    probe = _probe(4)
+    expected = model.predict_proba(probe)
+    np.testing.assert_allclose(scorer.predict_proba(probe), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(load_model(path).predict_proba(probe), expected, atol=1e-12)
+    assert 0 < scorer.predict(probe).sum() < len(probe)
+    if quantile is not None:
+        bad = dict(scorer.arrays, radius=np.array([-1.0]))
+        with pytest.raises(ValueError, match="radius"):
+            Scorer("kmeans", CONFIG, 0.5, bad)
+        with pytest.raises(ValueError, match="arrays must be"):
+            Scorer("svm", CONFIG, 0.5, {**_arrays("svm"), "radius": np.array([1.0])})

@@ -212,6 +212,9 @@ def load_model(path: str | os.PathLike):
         if detector.method == "kmeans":
             detector.fake_cluster_ = int(payload["fake_cluster"])
             detector.reference_ = np.asarray(payload["reference"], dtype=np.float64)
+            radius = payload.get("scorer", {}).get("radius")
+            if radius is not None:  # the k-means decision radius (older files: none)
+                detector.radius_ = float(np.asarray(radius).ravel()[0])
             if detector.fake_cluster_ not in (0, 1):
                 raise ValueError("bad k-means cluster name")
         _check_consistent(detector)
@@ -237,7 +240,7 @@ def load_scorer(path: str | os.PathLike):
     caller then uses :func:`load_model`, which loads it or raises the
     :class:`ModelError` that says what is wrong.
     """
-    from specdetect.detect.scorer import SCORER_ARRAYS, Scorer
+    from specdetect.detect.scorer import Scorer, scorer_arrays_ok
 
     try:
         data = audit_archive(path)  # the same audit as load_model's
@@ -261,7 +264,7 @@ def load_scorer(path: str | os.PathLike):
             if int(_json_value(content["n_features"])) != config.n_features:
                 return None
             nodes = content["scorer"]["content"]
-            if set(nodes) != set(SCORER_ARRAYS.get(method, ())):
+            if not scorer_arrays_ok(method, nodes):
                 return None
             arrays = {name: _read_array(archive, node) for name, node in nodes.items()}
         scorer = Scorer(method, config, threshold, arrays)

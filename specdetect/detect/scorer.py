@@ -26,7 +26,7 @@ import numpy as np
 
 from specdetect.features import FeatureConfig
 
-__all__ = ["SCORER_ARRAYS", "Scorer", "ThresholdMixin"]
+__all__ = ["OPTIONAL_ARRAYS", "SCORER_ARRAYS", "Scorer", "ThresholdMixin", "scorer_arrays_ok"]
 
 #: The arrays each method's scorer needs, and their shapes (``F`` features,
 #: ``S`` support vectors, ``()`` a scalar stored as a 1-element array).
@@ -44,6 +44,19 @@ SCORER_ARRAYS: dict[str, dict[str, tuple[str, ...]]] = {
     "logreg": {"mean": ("F",), "scale": ("F",), "coef": ("F",), "intercept": ()},
     "kmeans": {"mean": ("F",), "scale": ("F",), "centers": ("2", "F"), "fake_cluster": ()},
 }
+
+#: Arrays a method's scorer may hold besides :data:`SCORER_ARRAYS` (model
+#: files written before they existed have none): ``radius``, the k-means
+#: decision radius around the real-like centre (``Detector.radius_``).
+OPTIONAL_ARRAYS: dict[str, dict[str, tuple[str, ...]]] = {"kmeans": {"radius": ()}}
+
+
+def scorer_arrays_ok(method: str, names) -> bool:
+    """Whether ``names`` are exactly the required arrays of ``method``, plus optional ones."""
+    required = set(SCORER_ARRAYS.get(method, ()))
+    optional = set(OPTIONAL_ARRAYS.get(method, ()))
+    names = set(names)
+    return bool(required) and required <= names <= required | optional
 
 
 class ThresholdMixin:
@@ -75,7 +88,8 @@ class Scorer(ThresholdMixin):
     threshold_ : float
         Decision threshold on ``P(fake)``.
     arrays : dict of str to ndarray
-        Exactly the arrays of :data:`SCORER_ARRAYS` for ``method``.
+        Exactly the arrays of :data:`SCORER_ARRAYS` for ``method``, plus any
+        of its :data:`OPTIONAL_ARRAYS`.
 
     Raises
     ------
@@ -93,9 +107,20 @@ class Scorer(ThresholdMixin):
     def __post_init__(self) -> None:
         if self.method not in SCORER_ARRAYS:
             raise ValueError(f"unknown scorer method {self.method!r}")
-        spec = SCORER_ARRAYS[self.method]
-        if set(self.arrays) != set(spec):
-            raise ValueError(f"scorer arrays must be {sorted(spec)}, got {sorted(self.arrays)}")
+        if not scorer_arrays_ok(self.method, self.arrays):
+            allowed = sorted(SCORER_ARRAYS[self.method])
+            optional = sorted(OPTIONAL_ARRAYS.get(self.method, ()))
+            raise ValueError(
+                f"scorer arrays must be {allowed} (optional: {optional}), got {sorted(self.arrays)}"
+            )
+        spec = {
+            name: dims
+            for name, dims in {
+                **SCORER_ARRAYS[self.method],
+                **OPTIONAL_ARRAYS.get(self.method, {}),
+            }.items()
+            if name in self.arrays
+        }
         n_features = self.feature_config.n_features
         sizes: dict[str, int] = {"F": n_features, "2": 2}
         checked = {}
@@ -116,6 +141,8 @@ class Scorer(ThresholdMixin):
             raise ValueError("scorer scale must be positive")
         if self.method == "kmeans" and float(self.arrays["fake_cluster"][0]) not in (0.0, 1.0):
             raise ValueError("k-means fake cluster must be 0 or 1")
+        if "radius" in self.arrays and not self.arrays["radius"][0] > 0:
+            raise ValueError("k-means radius must be positive")
         if not 0.0 <= float(self.threshold_) <= 1.0:
             raise ValueError("threshold outside [0, 1]")
 
@@ -147,6 +174,8 @@ class Scorer(ThresholdMixin):
         elif method == "kmeans":
             scaler, model = detector.estimator_[0], detector.estimator_[-1]
             arrays = {"centers": model.cluster_centers_, "fake_cluster": [detector.fake_cluster_]}
+            if getattr(detector, "radius_", None) is not None:
+                arrays["radius"] = [detector.radius_]
         else:
             raise ValueError(f"unknown method {method!r}")
         arrays["mean"], arrays["scale"] = scaler.mean_, scaler.scale_
@@ -182,7 +211,9 @@ class Scorer(ThresholdMixin):
         else:
             fake = int(a["fake_cluster"][0])
             distances = np.sqrt(_squared_distances(standard, a["centers"]))
-            d_fake, d_real = distances[:, fake], distances[:, 1 - fake]
+            d_real = distances[:, 1 - fake]
+            # with a radius: the distance to the real-like centre against it
+            d_fake = a["radius"][0] if "radius" in a else distances[:, fake]
             total = d_fake + d_real
             p_fake = np.divide(d_real, total, out=np.full(len(X), 0.5), where=total > 0)
         p_fake = np.clip(p_fake, 0.0, 1.0)
