@@ -54,7 +54,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_PIXELS_PER_BYTE = {"JPEG": 512, "other": 8 * 1032}
 
 #: The bytes-per-pixel check applies only above this size: smaller images are
-#: cheap to decode whatever they claim (a flat 1000x1000 WebP takes 50 bytes).
+#: cheap to decode whatever they claim (a flat 1000x1000 lossless WebP is 86 bytes).
 PIXELS_PER_BYTE_FLOOR = 1 << 22
 
 #: Most scans a JPEG may have (SPECDETECT_MAX_JPEG_SCANS), for images up to
