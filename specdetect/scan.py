@@ -294,15 +294,17 @@ def is_setup_error(exc: BaseException) -> bool:
     """Whether ``exc`` says the scan cannot run, rather than a bug.
 
     An unusable model file (:class:`specdetect.detect.ModelError`), a
-    cluster that cannot be used (:class:`specdetect.distributed.BackendError`)
-    or a result file that cannot (:class:`specdetect.resume.ResumeError`);
+    cluster that cannot be used (:class:`specdetect.distributed.BackendError`),
+    a result file that cannot (:class:`specdetect.resume.ResumeError`) or a
+    report that cannot be written (:class:`specdetect.atomic.OutputError`);
     ``str(exc)`` is one line for the user.
     """
+    from specdetect.atomic import OutputError
     from specdetect.detect.model_io import ModelError
     from specdetect.distributed import BackendError
     from specdetect.resume import ResumeError
 
-    return isinstance(exc, (ModelError, BackendError, ResumeError))
+    return isinstance(exc, (ModelError, BackendError, ResumeError, OutputError))
 
 
 def open_detector(model: str | os.PathLike | None = None) -> tuple[DetectorLike, str]:
