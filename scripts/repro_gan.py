@@ -12,7 +12,14 @@ seconds per epoch, and writes ``summary.json`` and ``spectra.png`` (mean
 spectra of real vs each run) under ``--out``. Not part of CI (it takes
 about 20-30 minutes on a 2-core CPU with the defaults).
 
-Usage: ``python scripts/repro_gan.py --out runs/repro-gan [--data DIR]``
+The other side of the arms race: ``--flag-images`` samples of each run are
+written as PNGs and scanned with the shipped model
+(:func:`specdetect.detect.default_model_path`, read as the scan does), and
+the table gets the share the detector flags as fake; the same number of
+real training crops gives the false-positive reference row.
+
+Usage: ``python scripts/repro_gan.py --out runs/repro-gan [--data DIR] [--quick]``
+(``--quick``: 512 crops, 2 epochs, 200 metric and flag images, a few minutes).
 """
 
 from __future__ import annotations
@@ -45,7 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--jobs", type=int, default=4, help="variants trained in parallel")
     parser.add_argument("--units", default="transconv,nearest", help="up-sampling units")
+    parser.add_argument(
+        "--flag-images", type=int, default=500, help="samples scanned by the shipped model"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="reduced run: 512 crops, 2 epochs, 200 images"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.crops, args.epochs = min(args.crops, 512), min(args.epochs, 2)
+        args.metric_images, args.flag_images = min(args.metric_images, 200), 200
 
     import numpy as np
     import torch
@@ -64,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         variants.append((f"{unit}", unit, 0.0, 0))
         variants.append((f"{unit}+spectral+3x5x5", unit, args.spectral_weight, 3))
     spectra = {"real": image_features(crops[: args.metric_images]).mean(0).tolist()}
+    real_flagged = flag_share(
+        write_pngs(crops[: args.flag_images], args.out / "real_crops"), threads=args.threads
+    )
+    print(f"shipped model flags {real_flagged:.1%} of {args.flag_images} real crops", flush=True)
     del crops  # each worker cuts the same crops again (cheaper than shipping them)
     rows = []
     if args.jobs > 1:
@@ -79,11 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         spectra[row["run"]] = spectrum
 
-    table = format_table(rows, args)
+    table = format_table(rows, args, real_flagged)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(table + "\n")
-    summary = {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
+    summary = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "model": str(model_path()),
+        "real_flagged": real_flagged,
+        "rows": rows,
+    }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot(spectra, args.out / "spectra.png", np)
     print(f"spectra plot: {args.out / 'spectra.png'}")
@@ -97,6 +122,39 @@ def load_crops(args: dict):
     paths = list(iter_paths([args["data"]], IMAGE_EXTENSIONS))
     report = lambda message: print(f"error: {message}", file=sys.stderr)  # noqa: E731
     return random_crops(paths, 64, args["crops"], 3, args["seed"], on_error=report).images
+
+
+def model_path() -> Path:
+    """The shipped model (whatever ``models/default.skops`` holds now)."""
+    from specdetect.detect import default_model_path
+
+    return default_model_path()
+
+
+def write_pngs(images, folder: Path) -> list[str]:
+    """Images ``(N, C, H, W)`` in [-1, 1] as ``folder/img_00000.png``, ... (8-bit)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    paths = []
+    for index, array in enumerate(pixels):
+        path = folder / f"img_{index:05d}.png"
+        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def flag_share(paths: list[str], threads: int = 1) -> float:
+    """Share of ``paths`` the shipped model labels fake, scanned as ``specdetect scan`` does."""
+    from specdetect.scan import flagged, is_error, open_detector, scan_records
+
+    detector, _ = open_detector(model_path())  # the NumPy scorer, or the skops model
+    records = list(scan_records(paths, detector, device="cpu", workers=threads))
+    scored = [record for record in records if not is_error(record)]
+    if len(scored) < len(records):
+        print(f"warning: {len(records) - len(scored)} samples could not be scanned", flush=True)
+    return sum(map(flagged, scored)) / max(1, len(scored))
 
 
 def run_variant(task: tuple[dict, tuple]) -> tuple[dict, list[float]]:
@@ -144,21 +202,31 @@ def run_variant(task: tuple[dict, tuple]) -> tuple[dict, list[float]]:
         "wall_seconds": time.perf_counter() - began,
     }
     fake = sample_images(result.generator, args["metric_images"], args["seed"] + 999)
+    flag = sample_images(result.generator, args["flag_images"], args["seed"] + 998)
+    folder = Path(args["out"]) / name.replace("+", "_") / "flag_samples"
+    row["shipped_flagged"] = flag_share(write_pngs(flag, folder), threads=args["threads"])
     return row, image_features(fake).mean(0).tolist()
 
 
-def format_table(rows: list[dict], args) -> str:
+def format_table(rows: list[dict], args, real_flagged: float | None = None) -> str:
+    """Markdown table: one row per run, plus the real crops' flagged share."""
     lines = [
         f"DCGAN 64x64, {args.crops} crops, {args.epochs} epochs, batch {args.batch}, "
-        f"ngf/ndf {args.ngf}/{args.ndf}, lambda {args.spectral_weight} ({args.spectral_norm})",
+        f"ngf/ndf {args.ngf}/{args.ndf}, lambda {args.spectral_weight} ({args.spectral_norm}); "
+        f"shipped model: {model_path().name}, {args.flag_images} images per row",
         "",
-        "| run | spectral_distance | detectability | spectral_frechet | s/epoch |",
-        "|---|---:|---:|---:|---:|",
+        "| run | spectral_distance | detectability | spectral_frechet | "
+        "shipped model, share flagged | s/epoch |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    if real_flagged is not None:
+        lines.append(f"| real crops (reference) | | | | {real_flagged:.1%} | |")
     for row in rows:
+        flagged = row.get("shipped_flagged")
         lines.append(
             f"| {row['run']} | {row['spectral_distance']:.4f} | {row['detectability']:.3f} | "
-            f"{row['spectral_frechet_distance']:.3f} | {row['seconds_per_epoch']:.1f} |"
+            f"{row['spectral_frechet_distance']:.3f} | "
+            f"{'' if flagged is None else f'{flagged:.1%}'} | {row['seconds_per_epoch']:.1f} |"
         )
     base = {r["run"]: r for r in rows}
     for row in rows:

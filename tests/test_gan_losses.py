@@ -92,6 +92,26 @@ def test_spectral_loss_is_smallest_at_the_target():
         loss(torch.rand(2, 3, 64, 64))
 
 
+def test_batch_reduction_matches_the_mean_spectrum_only():
+    real = smooth_images(16, 32, seed=6)
+    target = mean_real_spectrum(real, order="log")
+    mixed = torch.cat([smooth_images(4, 32, seed=7), torch.rand(4, 3, 32, 32) * 2 - 1])
+    per_image = spectral_loss(mixed, target, order="log")
+    per_batch = spectral_loss(mixed, target, order="log", reduction="batch")
+    # BCE is convex in the profile: the batch-mean profile's loss is the smaller one
+    assert float(per_batch) < float(per_image)
+    profile = spectral_profile(mixed, order="log").mean(0, keepdim=True)
+    expected = nn.functional.binary_cross_entropy(profile, target[None])
+    assert torch.allclose(per_batch, expected)
+    same = real[:1].expand(4, -1, -1, -1)  # identical images: both reductions agree
+    assert torch.allclose(
+        spectral_loss(same, target, order="log"),
+        spectral_loss(same, target, order="log", reduction="batch"),
+    )
+    with pytest.raises(ValueError, match="reduction"):
+        spectral_loss(mixed, target, reduction="sum")
+
+
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_each_objective_trains_one_step(objective):
     torch.manual_seed(0)

@@ -47,6 +47,12 @@ def gan_train(
         help="power: log of ring-mean power (paper; the default); log: ring mean of log "
         "power (--spectral).",
     ),
+    spectral_reduction: str | None = typer.Option(
+        None,
+        help="image: every image's spectrum matches the target (paper); batch: the "
+        f"batch-mean spectrum does (default image; --spectral: "
+        f"{SPECTRAL_RECIPE['spectral_reduction']}).",
+    ),
     final_convs: int | None = typer.Option(
         None, help="5x5 convolutions after the last up-sampling (default 0; --spectral: 3)."
     ),
@@ -91,6 +97,7 @@ def gan_train(
                 spectral,
                 spectral_weight=spectral_weight,
                 spectral_order=spectral_order,
+                spectral_reduction=spectral_reduction,
                 final_convs=final_convs,
             )
             config = GanConfig(
@@ -175,10 +182,10 @@ def upconv_ae(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (table and plot)."),
     size: int = typer.Option(32, help="Crop size of the targets (inputs are half)."),
     crops: int = typer.Option(1024, help="Random crops (a quarter held out for scoring)."),
-    warmup_steps: int = typer.Option(1000, help="MSE-only steps shared by the branches."),
-    steps: int = typer.Option(1000, help="Steps of each branch after the warm-up."),
+    warmup_steps: int = typer.Option(600, help="MSE-only steps shared by the branches."),
+    steps: int = typer.Option(600, help="Steps of each branch after the warm-up."),
     spectral_weight: str = typer.Option(
-        "0.1,1", help="lambda of the spectral-loss branches, comma-separated (the sweep)."
+        "0.1,0.3,1", help="lambda of the spectral-loss branches, comma-separated (the sweep)."
     ),
     units: str = typer.Option("transconv,nearest,bilinear", help="Up-sampling units."),
     finals: str = typer.Option("1x3x3,3x5x5", help="Final convolutions: 1x3x3 and/or 3x5x5."),

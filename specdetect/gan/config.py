@@ -36,10 +36,16 @@ SPECTRAL_NORMS: tuple[str, ...] = ("first", "minmax")
 SPECTRAL_RECIPE: dict[str, Any] = {
     "spectral_weight": 300.0,
     "spectral_order": "log",
+    "spectral_reduction": "image",
     "final_convs": 3,
 }
 #: The same settings without the fix (the :class:`GanConfig` defaults).
-PLAIN_RECIPE: dict[str, Any] = {"spectral_weight": 0.0, "spectral_order": "power", "final_convs": 0}
+PLAIN_RECIPE: dict[str, Any] = {
+    "spectral_weight": 0.0,
+    "spectral_order": "power",
+    "spectral_reduction": "image",
+    "final_convs": 0,
+}
 
 
 def spectral_recipe(spectral: bool = False, **explicit: Any) -> dict[str, Any]:
@@ -50,8 +56,8 @@ def spectral_recipe(spectral: bool = False, **explicit: Any) -> dict[str, Any]:
     spectral : bool
         Start from :data:`SPECTRAL_RECIPE` (True) or :data:`PLAIN_RECIPE`.
     **explicit
-        ``spectral_weight``, ``spectral_order`` or ``final_convs`` set by the
-        user; ``None`` means "not given" and keeps the recipe's value.
+        ``spectral_weight``, ``spectral_order``, ``spectral_reduction`` or
+        ``final_convs`` set by the user; ``None`` means "not given" and keeps the recipe's value.
 
     Returns
     -------
@@ -60,8 +66,9 @@ def spectral_recipe(spectral: bool = False, **explicit: Any) -> dict[str, Any]:
 
     Examples
     --------
-    >>> spectral_recipe(True, spectral_weight=None, final_convs=0)
-    {'spectral_weight': 300.0, 'spectral_order': 'log', 'final_convs': 0}
+    >>> recipe = spectral_recipe(True, spectral_weight=None, final_convs=0)
+    >>> recipe["spectral_weight"] == SPECTRAL_RECIPE["spectral_weight"], recipe["final_convs"]
+    (True, 0)
     >>> spectral_recipe(False)["spectral_weight"]
     0.0
     """
@@ -102,6 +109,9 @@ class GanConfig:
     spectral_order : {"power", "log"}
         ``power``: log of the ring-mean power (the paper); ``log``: ring mean
         of the log power (the detector's features).
+    spectral_reduction : {"image", "batch"}
+        Match every image's spectrum (the paper) or the batch-mean spectrum
+        (see :func:`specdetect.gan.losses.spectral_loss`).
     spectral_real_images : int
         Real images that estimate the target spectrum (once per run).
     nz, ngf, ndf : int
@@ -140,6 +150,7 @@ class GanConfig:
     spectral_weight: float = 0.0
     spectral_norm: str = "first"
     spectral_order: str = "power"
+    spectral_reduction: str = "image"
     spectral_real_images: int = 1000
     nz: int = 100
     ngf: int = 64
@@ -171,6 +182,7 @@ class GanConfig:
             (self.spectral_weight >= 0, "spectral_weight must be >= 0"),
             (self.spectral_norm in SPECTRAL_NORMS, f"spectral_norm must be in {SPECTRAL_NORMS}"),
             (self.spectral_order in ("power", "log"), "spectral_order must be power or log"),
+            (self.spectral_reduction in ("image", "batch"), "spectral_reduction: image or batch"),
             (self.epochs >= 1 and self.batch_size >= 2, "epochs >= 1 and batch_size >= 2"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
             (self.metric_images >= 4, "metric_images must be >= 4"),

@@ -113,8 +113,13 @@ def spectral_loss(
     norm: str = "first",
     weight: float = 1.0,
     order: str = "power",
+    reduction: str = "image",
 ) -> torch.Tensor:
     """``weight * BCE(spectral_profile(images), target)``, averaged over rings and images.
+
+    With ``reduction="batch"`` the profiles are averaged over the batch first,
+    so only the batch's mean spectrum has to match the target (what the
+    spectral distance measures), not every image's own spectrum.
 
     Parameters
     ----------
@@ -128,8 +133,18 @@ def spectral_loss(
         lambda.
     order : {"power", "log"}
         See :func:`spectral_profile`; must match the target's.
+    reduction : {"image", "batch"}
+        ``image``: the BCE of every image's spectrum (Durall et al.), averaged;
+        ``batch``: the BCE of the batch-mean spectrum. Per image, every
+        generated image is pulled towards the *mean* real spectrum, a
+        pressure towards alike images that grows with lambda; per batch,
+        the images may differ as real ones do.
     """
+    if reduction not in ("image", "batch"):
+        raise ValueError(f"reduction must be 'image' or 'batch', got {reduction!r}")
     profile = spectral_profile(images, norm, order)
+    if reduction == "batch":
+        profile = profile.mean(0, keepdim=True)
     if profile.shape[-1] != target.shape[-1]:
         raise ValueError(
             f"target has {target.shape[-1]} rings but images give {profile.shape[-1]}: "
@@ -166,6 +181,7 @@ class SpectralLoss(nn.Module):
         lambda.
     norm : {"first", "minmax"}
     order : {"power", "log"}
+    reduction : {"image", "batch"}
 
     Examples
     --------
@@ -181,12 +197,14 @@ class SpectralLoss(nn.Module):
         weight: float = 1.0,
         norm: str = "first",
         order: str = "power",
+        reduction: str = "image",
     ):
         super().__init__()
         self.register_buffer("target", torch.as_tensor(target, dtype=torch.float32))
         self.weight = weight
         self.norm = norm
         self.order = order
+        self.reduction = reduction
 
     @classmethod
     def from_real(
@@ -201,7 +219,9 @@ class SpectralLoss(nn.Module):
         return cls(mean_real_spectrum(images[:n], norm, order), weight, norm, order)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return spectral_loss(images, self.target, self.norm, self.weight, self.order)
+        return spectral_loss(
+            images, self.target, self.norm, self.weight, self.order, self.reduction
+        )
 
 
 # --------------------------------------------------------------------------

@@ -329,13 +329,17 @@ def train_gan(
 
             g_loss = generator_adversarial_loss(config.objective, discriminator, fake)
             if config.spectral_weight > 0:
-                spec = spectral_loss(fake, target, config.spectral_norm, 1.0, config.spectral_order)
+                spec = spectral_loss(
+                    fake, target, config.spectral_norm, 1.0, config.spectral_order,
+                    config.spectral_reduction,
+                )  # fmt: skip
                 total = g_loss + config.spectral_weight * spec
             else:  # still reported, but outside the graph
                 with torch.no_grad():
                     spec = spectral_loss(
-                        fake, target, config.spectral_norm, 1.0, config.spectral_order
-                    )
+                        fake, target, config.spectral_norm, 1.0, config.spectral_order,
+                        config.spectral_reduction,
+                    )  # fmt: skip
                 total = g_loss
             opt_g.zero_grad(set_to_none=True)
             total.backward()

@@ -87,12 +87,12 @@ class AeConfig:
 
     size: int = 32
     crops: int = 1024
-    steps: int = 1000
-    warmup_steps: int = 1000
+    steps: int = 600
+    warmup_steps: int = 600
     batch_size: int = 16
     width: int = 16
     lr: float = 2e-3
-    spectral_weights: tuple[float, ...] = (0.1, 1.0)
+    spectral_weights: tuple[float, ...] = (0.1, 0.3, 1.0)
     spectral_norm: str = "first"
     spectral_order: str = "log"
     upsamples: tuple[str, ...] = UPSAMPLES
