@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spectral-weight", type=float, default=300.0, help="lambda")
     parser.add_argument("--spectral-norm", default="first", choices=("first", "minmax"))
     parser.add_argument("--spectral-order", default="log", choices=("power", "log"))
+    parser.add_argument(
+        "--spectral-reduction",
+        default="image",
+        choices=("image", "batch"),
+        help="image: the recorded README table; batch: what gan-train --spectral uses",
+    )
     parser.add_argument("--metric-images", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -176,6 +182,7 @@ def run_variant(task: tuple[dict, tuple]) -> tuple[dict, list[float]]:
         spectral_weight=weight,
         spectral_norm=args["spectral_norm"],
         spectral_order=args["spectral_order"],
+        spectral_reduction=args["spectral_reduction"] if weight > 0 else "image",
         ngf=args["ngf"],
         ndf=args["ndf"],
         epochs=args["epochs"],

@@ -131,23 +131,24 @@ def captured_config(monkeypatch):
     return seen
 
 
+_PLAIN = {"spectral_weight": 0.0, "spectral_order": "power", "spectral_reduction": "image"}
+_FIX = {"spectral_weight": 300.0, "spectral_order": "log", "spectral_reduction": "batch"}
+
+
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        ([], {"spectral_weight": 0.0, "spectral_order": "power", "final_convs": 0}),
-        (["--spectral"], {"spectral_weight": 300.0, "spectral_order": "log", "final_convs": 3}),
+        ([], {**_PLAIN, "final_convs": 0}),
+        (["--spectral"], {**_FIX, "final_convs": 3}),
         (
             ["--spectral", "--spectral-weight", "50", "--final-convs", "0"],
-            {"spectral_weight": 50.0, "spectral_order": "log", "final_convs": 0},
+            {**_FIX, "spectral_weight": 50.0, "final_convs": 0},
         ),
         (
-            ["--spectral-order", "power", "--spectral"],
-            {"spectral_weight": 300.0, "spectral_order": "power", "final_convs": 3},
+            ["--spectral-order", "power", "--spectral", "--spectral-reduction", "image"],
+            {**_FIX, "spectral_order": "power", "spectral_reduction": "image", "final_convs": 3},
         ),
-        (
-            ["--spectral-weight", "10"],
-            {"spectral_weight": 10.0, "spectral_order": "power", "final_convs": 0},
-        ),
+        (["--spectral-weight", "10"], {**_PLAIN, "spectral_weight": 10.0, "final_convs": 0}),
     ],
 )
 def test_spectral_flag_sets_the_recipe_and_explicit_flags_win(
@@ -167,3 +168,4 @@ def test_spectral_recipe_is_what_the_help_promises():
     weight = f"{SPECTRAL_RECIPE['spectral_weight']:g}"
     assert f"lambda {weight}" in text and f"--spectral: {weight}" in text
     assert "--spectral-order log" in text and "--final-convs 3" in text
+    assert "--spectral-reduction batch" in text

@@ -12,10 +12,12 @@ from specdetect.gan.config import SPECTRAL_RECIPE
 _WEIGHT = f"{SPECTRAL_RECIPE['spectral_weight']:g}"
 SPECTRAL_HELP = (
     f"The paper's fix, as tested: spectral loss lambda {_WEIGHT} on the ring mean of the log "
-    f"power (--spectral-order {SPECTRAL_RECIPE['spectral_order']}) and three 5x5 convolutions "
-    f"after the last up-sampling (--final-convs {SPECTRAL_RECIPE['final_convs']}). Explicit "
-    "--spectral-weight/--spectral-order/--final-convs win. Needs about 3+ epochs of 1,000 "
-    "images at 32 px; see the README."
+    f"power (--spectral-order {SPECTRAL_RECIPE['spectral_order']}) of the batch's mean "
+    f"spectrum (--spectral-reduction {SPECTRAL_RECIPE['spectral_reduction']}), and three 5x5 "
+    f"convolutions after the last up-sampling (--final-convs {SPECTRAL_RECIPE['final_convs']}). "
+    "Explicit --spectral-weight/--spectral-order/--spectral-reduction/--final-convs win. "
+    "At 32 px on 1,000 images: about 3x smaller spectral distance than plain training after "
+    "3 and after 10 epochs (README: 'What --spectral sets')."
 )
 
 

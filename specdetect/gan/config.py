@@ -31,12 +31,12 @@ SPECTRAL_NORMS: tuple[str, ...] = ("first", "minmax")
 
 #: The paper's fix as tested here (``gan-train --spectral``): the spectral
 #: loss with weight 300 on the ring mean of the log power (the detector's own
-#: spectrum), and three 5x5 convolutions after the last up-sampling. Chosen
-#: by the sweep in the README ("Choosing --spectral").
+#: spectrum) of the batch-mean spectrum, and three 5x5 convolutions after the
+#: last up-sampling. Chosen by the sweep in the README ("What --spectral sets").
 SPECTRAL_RECIPE: dict[str, Any] = {
     "spectral_weight": 300.0,
     "spectral_order": "log",
-    "spectral_reduction": "image",
+    "spectral_reduction": "batch",
     "final_convs": 3,
 }
 #: The same settings without the fix (the :class:`GanConfig` defaults).
