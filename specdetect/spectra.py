@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.fft
-import scipy.sparse
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -72,6 +71,10 @@ LOG_EPS = 1e-10
 #: thumbnails reuses dozens of plans, a folder of 24-megapixel photos of mixed
 #: sizes keeps one, instead of one per size.
 PLAN_CACHE_PIXELS = 1 << 24
+#: Spectral values processed at a time by the plan builders and reductions,
+#: so that their float64 temporaries stay a few tens of megabytes whatever
+#: the image size.
+_CHUNK_BINS = 1 << 20
 #: Coefficients whose magnitude is below this are not divided by.
 _TINY = 1e-12
 
@@ -86,17 +89,17 @@ NORMS: tuple[str, ...] = ("first", "minmax", "none")
 class RingIndex:
     """Where every half-plane frequency of an ``(H, W)`` image goes.
 
+    Compact: one small integer per frequency (2 bytes while ring numbers fit
+    in ``uint16``), so that the plan of a large image costs about 1 byte per
+    pixel; the per-position arrays of the torch implementation are derived
+    on demand.
+
     Attributes
     ----------
     shape : tuple of int
         The image shape ``(H, W)``.
-    positions : ndarray of int64
-        Flat indices into the ``(H, W // 2 + 1)`` half-plane that are kept.
-    rings : ndarray of int64
-        Ring of each kept position.
-    coefficients : ndarray of float64
-        ``hermitian weight / ring weight total`` for each kept position, so a
-        ring mean is ``sum(values[positions] * coefficients)`` per ring.
+    ring_map : ndarray of uint16 (int32 for huge images), shape (H, W // 2 + 1)
+        Ring of every half-plane frequency; ``n_rings`` for a dropped one.
     radii : ndarray of float64
         Centre radius of each ring in cycles per pixel (``k / min(H, W)``).
     counts : ndarray of float64
@@ -104,15 +107,42 @@ class RingIndex:
     """
 
     shape: tuple[int, int]
-    positions: np.ndarray
-    rings: np.ndarray
-    coefficients: np.ndarray
+    ring_map: np.ndarray
     radii: np.ndarray
     counts: np.ndarray
 
     @property
     def n_rings(self) -> int:
         return len(self.radii)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Hermitian weight of each half-plane column (1 or 2), float64."""
+        width = self.shape[1]
+        weight = np.full(width // 2 + 1, 2.0)
+        weight[0] = 1.0
+        if width % 2 == 0:
+            weight[-1] = 1.0  # the Nyquist column has no conjugate partner either
+        return weight
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Flat indices (int64) into the half plane of the kept frequencies."""
+        return np.flatnonzero(self.ring_map.ravel() < self.n_rings)
+
+    @property
+    def rings(self) -> np.ndarray:
+        """Ring (int64) of each kept position."""
+        return self.ring_map.ravel()[self.positions].astype(np.int64)
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """``hermitian weight / ring weight total`` (float64) of each kept position.
+
+        A ring mean is ``sum(values[positions] * coefficients)`` per ring.
+        """
+        columns = self.positions % (self.shape[1] // 2 + 1)
+        return self.weights[columns] / self.counts[self.rings]
 
 
 def shape_cache(function):
@@ -169,44 +199,41 @@ def ring_index(height: int, width: int, drop_corners: bool = True) -> RingIndex:
     """
     if height < 1 or width < 1:
         raise ValueError(f"image shape must be positive, got {(height, width)}")
+    half = width // 2 + 1
     fy = np.fft.fftfreq(height)[:, None]
     fx = np.fft.rfftfreq(width)[None, :]
-    radius = np.sqrt(fx**2 + fy**2)
     ring_width = 1.0 / min(height, width)
-    ring = np.rint(radius / ring_width).astype(np.int64)
-    ring[radius > 0] = np.maximum(ring[radius > 0], 1)  # only DC in ring 0
-
-    # Columns 0 and (for even W) W/2 have no conjugate partner in the half-plane.
-    weight = np.full(radius.shape, 2.0)
-    weight[:, 0] = 1.0
-    if width % 2 == 0:
-        weight[:, -1] = 1.0
-
-    keep = radius <= 0.5 + 1e-12 if drop_corners else np.ones_like(radius, dtype=bool)
-    positions = np.flatnonzero(keep)
-    rings = ring.ravel()[positions]
-    weights = weight.ravel()[positions]
-    n_rings = int(rings.max()) + 1
-    counts = np.bincount(rings, weights=weights, minlength=n_rings)
+    # r <= sqrt(0.5): ring numbers stay below this bound, the mark of a dropped bin.
+    dropped = int(np.rint(np.sqrt(0.5) / ring_width)) + 2
+    ring_map = np.empty((height, half), np.uint16 if dropped < 2**16 else np.int32)
+    weight = RingIndex((height, width), ring_map, np.empty(0), np.empty(0)).weights
+    counts = np.zeros(dropped + 1)
+    # Row chunks: the float64 radius of the whole plane is never held at once.
+    step = max(1, _CHUNK_BINS // half)
+    for start in range(0, height, step):
+        radius = np.sqrt(fx**2 + fy[start : start + step] ** 2)
+        ring = np.rint(radius / ring_width)
+        ring[radius > 0] = np.maximum(ring[radius > 0], 1)  # only DC in ring 0
+        if drop_corners:
+            ring[radius > 0.5 + 1e-12] = dropped
+        ring_map[start : start + step] = ring
+        rows = ring_map[start : start + step]
+        weights = np.broadcast_to(weight, rows.shape).ravel()
+        counts += np.bincount(rows.ravel(), weights, dropped + 1)
+    counts = counts[:dropped]
     present = counts > 0
     # Renumber so that no ring is empty (rounding can skip one on tiny images).
-    renumber = np.cumsum(present) - 1
-    rings = renumber[rings]
-    radii = (np.arange(n_rings) * ring_width)[present]
+    n_rings = int(np.flatnonzero(present)[-1]) + 1
+    renumber = np.full(dropped + 1, int(present.sum()), ring_map.dtype)
+    renumber[:n_rings][present[:n_rings]] = np.arange(int(present.sum()))
+    for start in range(0, height, step):
+        rows = ring_map[start : start + step]
+        np.take(renumber, rows, out=rows)
+    radii = (np.arange(n_rings) * ring_width)[present[:n_rings]]
     counts = counts[present]
-    coefficients = weights / counts[rings]
-    for array in (positions, rings, coefficients, radii, counts):
+    for array in (ring_map, radii, counts):
         array.setflags(write=False)
-    return RingIndex((height, width), positions, rings, coefficients, radii, counts)
-
-
-@shape_cache
-def _ring_matrix(height: int, width: int, drop_corners: bool) -> scipy.sparse.csr_matrix:
-    idx = ring_index(height, width, drop_corners)
-    n_values = height * (width // 2 + 1)
-    return scipy.sparse.csr_matrix(
-        (idx.coefficients, (idx.positions, idx.rings)), shape=(n_values, idx.n_rings)
-    )
+    return RingIndex((height, width), ring_map, radii, counts)
 
 
 @lru_cache(maxsize=64)
@@ -283,10 +310,24 @@ def azimuthal_integral(values: np.ndarray, shape: tuple[int, int], drop_corners:
     """
     height, width = shape
     idx = ring_index(height, width, drop_corners)
+    half = width // 2 + 1
     lead = values.shape[:-2]
-    flat = values.reshape(-1, height * (width // 2 + 1))
-    spectrum = np.asarray(flat @ _ring_matrix(height, width, drop_corners))
-    return spectrum.reshape(*lead, idx.n_rings).astype(values.dtype, copy=False), idx.radii
+    flat = values.reshape(-1, height, half)
+    # Coefficient of each (column weight, ring); a dropped bin (ring n_rings) gets 0.
+    scale = np.zeros((2, idx.n_rings + 1))
+    scale[0, :-1], scale[1, :-1] = 1.0 / idx.counts, 2.0 / idx.counts
+    single = idx.weights == 1.0  # the columns of weight 1
+    sums = np.zeros((len(flat), idx.n_rings + 1))
+    step = max(1, _CHUNK_BINS // half)
+    for start in range(0, height, step):  # float64 products of one row chunk at a time
+        ring = idx.ring_map[start : start + step]
+        coefficient = scale[1][ring]
+        coefficient[:, single] = scale[0][ring[:, single]]
+        for image, total in zip(flat, sums, strict=True):
+            # In place and in order: the same sums as one pass over the plane.
+            np.add.at(total, ring.ravel(), (coefficient * image[start : start + step]).ravel())
+    spectrum = sums[:, :-1].reshape(*lead, idx.n_rings)
+    return spectrum.astype(values.dtype, copy=False), idx.radii
 
 
 def resample_spectrum(spectrum: np.ndarray, radii: np.ndarray, bins: int) -> np.ndarray:
