@@ -192,6 +192,9 @@ def upconv_ae(
     units: str = typer.Option("transconv,nearest,bilinear", help="Up-sampling units."),
     finals: str = typer.Option("1x3x3,3x5x5", help="Final convolutions: 1x3x3 and/or 3x5x5."),
     lr: float = typer.Option(2e-3, help="Adam learning rate (cosine decay to 0)."),
+    spectral_reduction: str = typer.Option(
+        "image", help="image: each reconstruction's spectrum; batch: the batch mean's."
+    ),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
@@ -218,6 +221,7 @@ def upconv_ae(
             upsamples=_names(units),
             finals=_names(finals),
             lr=lr,
+            spectral_reduction=spectral_reduction,
             seed=seed,
         )
         result = run_experiment(

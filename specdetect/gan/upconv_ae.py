@@ -76,8 +76,8 @@ class AeConfig:
         branch (every branch follows the same schedule).
     spectral_weights : tuple of float
         lambda of each spectral-loss branch (the sweep).
-    spectral_norm, spectral_order : str
-        Spectral loss settings (see :func:`specdetect.gan.losses.spectral_profile`).
+    spectral_norm, spectral_order, spectral_reduction : str
+        Spectral loss settings (see :func:`specdetect.gan.losses.spectral_loss`).
     upsamples, finals : tuple of str
         Up-sampling units and final-convolution choices to compare.
     test_fraction : float
@@ -95,6 +95,7 @@ class AeConfig:
     spectral_weights: tuple[float, ...] = (0.1, 0.3, 1.0)
     spectral_norm: str = "first"
     spectral_order: str = "log"
+    spectral_reduction: str = "image"
     upsamples: tuple[str, ...] = UPSAMPLES
     finals: tuple[str, ...] = FINALS
     test_fraction: float = 0.25
@@ -112,6 +113,8 @@ class AeConfig:
             raise ValueError("spectral weights must be > 0 (the MSE-only branch always runs)")
         if not self.upsamples or set(self.upsamples) - set(UPSAMPLES):
             raise ValueError(f"upsamples must be among {UPSAMPLES}")
+        if self.spectral_reduction not in ("image", "batch"):
+            raise ValueError("spectral_reduction must be image or batch")
         if not self.finals or set(self.finals) - set(FINALS):
             raise ValueError(f"finals must be among {FINALS}")
 
@@ -185,8 +188,9 @@ def _train(
         loss = F.mse_loss(recon, batch)
         if weight > 0:
             loss = loss + spectral_loss(
-                recon, target, config.spectral_norm, weight, config.spectral_order
-            )
+                recon, target, config.spectral_norm, weight, config.spectral_order,
+                config.spectral_reduction,
+            )  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
