@@ -40,8 +40,9 @@ size (our GAN samples are 64 px; x2 super-resolution of 64 px inputs gives
 128 px), so a family appears only at the sizes it has. Conditions: clean, and
 JPEG q90 (grayscale luma encoded as JPEG, as in ``make model``).
 
-Features are cached per image under ``<out>/cache`` (keyed by file, size,
-condition and feature settings), so re-runs only compute what is new.
+Features are cached per image under ``runs/repro-generalize/cache`` (``--cache``;
+keyed by file, size, condition and feature settings), so re-runs only compute
+what is new.
 
 Usage: python scripts/repro_generalize.py [--quick] [--out runs/repro-generalize]
 """
@@ -84,32 +85,53 @@ class Recipe:
     #: ``specdetect train``) or "qNN" (the NN-th percentile of the real rows'
     #: out-of-fold scores: at most 100 - NN % of real training rows flagged)
     threshold: str = "0.5"
+    #: ``kmeans`` only: Detector's ``kmeans_quantile`` (None: the old two-centre boundary)
+    kmeans_quantile: float | None = 0.97
+
+
+#: The columns of the default table.
+DEFAULT_RECIPES = ("paper", "specdetect", "paper kmeans", "specdetect kmeans")
 
 
 def recipes() -> dict[str, Recipe]:
-    """The paper's recipe and specdetect's candidates, side by side."""
+    """The paper's recipe and specdetect's, side by side, and the candidates tried.
+
+    ``paper``: the paper's features and an SVM; ``specdetect``: the shipped
+    model's features (``MODEL_DEFAULT``) and calibrated SVM, both with the
+    threshold 0.5 on P(fake) (training classes are balanced; ``make model``
+    picks its threshold on out-of-fold scores instead, which costs 3 more
+    fits per model: ``specdetect balanced``);
+    ``... kmeans``: unsupervised k-means (no labels; clusters named by the
+    reference rule; radius rule of :class:`~specdetect.detect.Detector`).
+    The others are the candidates compared in README ("Leave one generator
+    family out"); run them with ``--recipes``.
+    """
+    paper = FeatureConfig(bins=64, norm="first", scale="log", drop_corners=True)
     v1 = FeatureConfig(norm="center", coherence=True)
-    v1b = FeatureConfig(norm="center", coherence=True, blocks=8)
+    res = FeatureConfig(norm="center", coherence=True, residual=True)
+    blocks = FeatureConfig(norm="center", coherence=True, blocks=8)
+    res_blocks = FeatureConfig(norm="center", coherence=True, residual=True, blocks=8)
     out = [
-        Recipe("paper", FeatureConfig(bins=64, norm="first", scale="log", drop_corners=True)),
-        Recipe("specdetect-v1", v1),
-        Recipe("v1 bal", v1, threshold="balanced"),
-        Recipe("v1 q97", v1, threshold="q97"),
-        Recipe("v1+blocks8 q97", v1b, threshold="q97"),
-        Recipe("v1 svm+gauss", v1, "svm+gauss"),
-        Recipe("v1 svm+gauss q97", v1, "svm+gauss", threshold="q97"),
+        Recipe("paper", paper),
+        Recipe("specdetect", MODEL_DEFAULT),
+        Recipe("specdetect balanced", MODEL_DEFAULT, threshold="balanced"),
+        Recipe("paper kmeans", paper, "kmeans"),
+        Recipe("specdetect kmeans", MODEL_DEFAULT, "kmeans"),
+        Recipe("specdetect kmeans old", MODEL_DEFAULT, "kmeans", kmeans_quantile=None),
+        Recipe("paper kmeans old", paper, "kmeans", kmeans_quantile=None),
+        Recipe("specdetect kmeans q99", MODEL_DEFAULT, "kmeans", kmeans_quantile=0.99),
+        Recipe("specdetect q97", v1, threshold="q97"),
+        Recipe("+blocks8", blocks),
+        Recipe("+blocks8 q97", blocks, threshold="q97"),
+        Recipe("+residual", res),
+        Recipe("+residual+blocks8", res_blocks),
+        Recipe("gauss", v1, "gauss"),
+        Recipe("svm+gauss", v1, "svm+gauss"),
+        Recipe("svm+gauss q97", v1, "svm+gauss", threshold="q97"),
+        Recipe("residual+blocks8 gauss", res_blocks, "gauss"),
+        Recipe("residual+blocks8 svm+gauss", res_blocks, "svm+gauss"),
     ]
-    if MODEL_DEFAULT != out[1].config:
-        out.append(Recipe("specdetect", MODEL_DEFAULT, _default_method()))
     return {r.name: r for r in out}
-
-
-def _default_method() -> str:
-    try:
-        from make_model import METHOD  # the shipped model's detector
-    except ImportError:  # pragma: no cover
-        return "svm"
-    return METHOD
 
 
 # ----------------------------------------------------------------------------
@@ -357,7 +379,9 @@ def _fit_method(recipe: Recipe, X, y, seed: int):
         svm = Detector("svm", recipe.config, seed=seed, cv=0).fit(X, y)
         return Mean([svm, RealOnly(seed=seed).fit(X, y)])
     if recipe.method == "kmeans":
-        return Detector("kmeans", recipe.config, seed=seed, cv=0).fit(X)
+        return Detector(
+            "kmeans", recipe.config, seed=seed, cv=0, kmeans_quantile=recipe.kmeans_quantile
+        ).fit(X)  # no labels
     return Detector(recipe.method, recipe.config, seed=seed, cv=0).fit(X, y)
 
 
@@ -500,6 +524,12 @@ def markdown(results: dict, names: list[str]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "repro-generalize")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=REPO / "runs" / "repro-generalize" / "cache",
+        help="Feature cache folder (shared by runs with other --out folders).",
+    )
     parser.add_argument("--real", type=Path, default=REPO / "data" / "real")
     parser.add_argument("--gan", type=Path, default=REPO / "data" / "fake_gan")
     parser.add_argument("--outside", type=Path, default=REPO / "data" / "outside")
@@ -528,9 +558,12 @@ def main(argv=None) -> int:
         args.cap = min(args.cap, 200)
     conditions = args.conditions or list(CONDITIONS)
     all_recipes = recipes()
-    names = args.recipes or list(all_recipes)
+    names = args.recipes or list(DEFAULT_RECIPES)
+    unknown = sorted(set(names) - set(all_recipes))
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; known: {sorted(all_recipes)}")
     started = time.time()
-    cache = FeatureCache(args.out / "cache")
+    cache = FeatureCache(args.cache)
     results: dict = {}
     for size in args.sizes:
         items, families, controls = build_items(args, size)
