@@ -51,6 +51,8 @@ N_HARMONICS = len(HARMONICS)
 COHERENCE_BANDS = 4
 COHERENCE_BLOCK = 4  # side of the frequency blocks the coherence is averaged over
 N_COHERENCE = 3 * COHERENCE_BANDS
+# Spectral values per part that the coherence reads at a time.
+_COHERENCE_CHUNK = 1 << 18
 # Added to the coherence denominator, in power units of the orthonormal DFT
 # per bin: far below the noise floor of any 8-bit image (1/12 per bin), far
 # above the float32 rounding of a constant image's spectrum.
@@ -190,6 +192,162 @@ def harmonic_index(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return peak_array, ring_array
 
 
+@dataclass(frozen=True)
+class _Sources:
+    """Where the values of a block-aligned rectangle of frequencies are read.
+
+    Value ``(ky, kx)`` of the rectangle is ``F[rows_in[ky], cols[kx]]``
+    conjugated where ``conj[kx]``, else ``F[rows_out[ky], cols[kx]]``, and
+    0 at the ``zeros`` positions ``(ky, kx)``. The rectangle is read
+    ``step`` block rows at a time: the rows are copied, then ``pattern``
+    (the same for every chunk) gathers the values block-major from the
+    copy. So the plan costs ``O(H + W)`` plus one chunk's pattern, and a
+    read is one contiguous copy and one 1-D gather.
+    """
+
+    rows_in: np.ndarray
+    rows_out: np.ndarray
+    cols: np.ndarray
+    conj: np.ndarray
+    zeros: tuple[tuple[int, int], ...]
+    step: int
+    pattern: np.ndarray
+    flips: np.ndarray
+
+    @classmethod
+    def build(cls, rows_in, rows_out, cols, conj, zeros, half: int, n_block_rows: int):
+        """Sources of a rectangle of ``n_block_rows`` block rows, with their chunk pattern."""
+        block = COHERENCE_BLOCK
+        n_block_cols = len(cols) // block
+        step = min(n_block_rows, max(1, _COHERENCE_CHUNK // max(1, len(cols) * block)))
+        mixed = bool(conj.any()) and not bool(conj.all())
+        # Index into the copied rows: rows_out's chunk, then (mixed) rows_in's.
+        second = (conj if mixed else np.zeros_like(conj)).reshape(1, n_block_cols, 1, block)
+        row = np.arange(step * block).reshape(step, 1, block, 1)
+        pattern = (second * (step * block) + row) * half + cols.reshape(1, n_block_cols, 1, block)
+        flips = np.flatnonzero(np.broadcast_to(second, pattern.shape))
+        dtype = np.int32 if 2 * step * block * half < 2**31 else np.intp
+        sources = cls(
+            rows_in, rows_out, cols, conj, zeros, step, pattern.astype(dtype).ravel(), flips
+        )
+        for array in (rows_in, rows_out, cols, conj, sources.pattern, flips):
+            array.setflags(write=False)
+        return sources
+
+    def read(self, plane: np.ndarray, start: int, stop: int, conjugate=None, zero=0) -> np.ndarray:
+        """Values of block rows ``[start, stop)`` (at most ``step``) from ``plane``, block-major.
+
+        Parameters
+        ----------
+        plane : ndarray, shape (H, W // 2 + 1)
+            The half plane (or anything laid out like it).
+        start, stop : int
+            Block rows.
+        conjugate : callable, optional
+            Applied to the values to conjugate; in place by default.
+        zero
+            The value of the ``zeros`` slots.
+
+        Returns
+        -------
+        ndarray, shape (n_blocks, COHERENCE_BLOCK ** 2)
+        """
+        if conjugate is None:
+
+            def conjugate(values):
+                return np.conjugate(values, out=values)
+
+        block = COHERENCE_BLOCK
+        rows, count = slice(start * block, stop * block), (stop - start) * block
+        every = bool(self.conj.all())
+        copy = np.empty(
+            (1 + bool(len(self.flips)), self.step * block, plane.shape[-1]), plane.dtype
+        )
+        # mode "clip" writes to `out` unbuffered (the rows are always in range).
+        np.take(plane, (self.rows_in if every else self.rows_out)[rows], 0, copy[0, :count], "clip")
+        if len(self.flips):
+            np.take(plane, self.rows_in[rows], 0, copy[1, :count], "clip")
+        values = copy.reshape(-1)[self.pattern[: count * len(self.cols)]]
+        if every:
+            values = conjugate(values)
+        elif len(self.flips):
+            flips = self.flips[: np.searchsorted(self.flips, len(values))]
+            values[flips] = conjugate(values[flips])
+        n_block_cols = len(self.cols) // block
+        for y, x in self.zeros:
+            if start * block <= y < stop * block:
+                slot = (y // block - start) * n_block_cols + x // block
+                values[slot * block * block + y % block * block + x % block] = zero
+        return values.reshape(-1, block * block)
+
+
+@dataclass(frozen=True)
+class _CoherenceLayout:
+    """Compact coherence plan of one shape (see :func:`coherence_plan`).
+
+    ``groups`` holds, per base rectangle (the y shift's, then the one the x
+    and diagonal shifts share), its block-row count, its :class:`_Sources`
+    and the shifts that pair with it: ``(which, partner sources, band
+    column of each block's base half, of its partner half)`` with band
+    columns ``which * COHERENCE_BANDS + band`` (``N_COHERENCE``: outside
+    every band).
+    ``totals`` are the per-column sums of the band weights.
+    """
+
+    half: int
+    groups: tuple
+    totals: np.ndarray
+
+
+@spectra.shape_cache  # bounded by pixels: large plans do not pile up
+def _coherence_layout(height: int, width: int) -> _CoherenceLayout:
+    half = width // 2 + 1
+    block = COHERENCE_BLOCK
+    edges = np.linspace(0.02, 0.5, COHERENCE_BANDS + 1)
+    edges[-1] += 1e-9  # include the Nyquist ring
+    shifts = ((height // 2, 0), (0, width // 2), (height // 2, width // 2))
+    # Base rectangles: the y shift pairs rows [0, H/2) with [H/2, H); the x
+    # and diagonal shifts pair column kx with W/2 - kx (after mirroring), so
+    # columns [0, W/4) hold every pair once.
+    regions = ((height // 2, half), (height, width // 4), (height, width // 4))
+    totals = np.zeros(N_COHERENCE)
+    per_shift = []
+    for which, ((sy, sx), (rows, cols)) in enumerate(zip(shifts, regions, strict=True)):
+        rows, cols = rows // block * block, cols // block * block
+        ky, kx = np.arange(rows), np.arange(cols)
+        py, px = (ky + sy) % height, (kx + sx) % width
+        inside = px < half  # partner in the stored half plane: conj(F) there
+        zeros = tuple((int(y), int(x)) for y in ky[py == 0] for x in kx[px == 0])
+        n_block_rows, n_block_cols = rows // block, cols // block
+        origin = ((0, 0),) if rows and cols else ()
+        base = _Sources.build(ky, ky, kx, np.zeros(cols, bool), origin, half, n_block_rows)
+        mirrored = np.where(inside, px, (-px) % width)
+        partner = _Sources.build(py, (-py) % height, mirrored, inside, zeros, half, n_block_rows)
+        # Band of each block: mean radius of its base and of its partner frequencies.
+        columns = np.empty((2, n_block_rows * n_block_cols), np.uint8)
+        step = max(1, spectra._CHUNK_BINS // max(1, 4 * cols))
+        for start in range(0, n_block_rows, step):
+            stop = min(start + step, n_block_rows)
+            blocks = slice(start * n_block_cols, stop * n_block_cols)
+            for side, (y, x) in enumerate(((ky, kx), (py, px))):
+                y = y[start * block : stop * block].reshape(-1, 1, block, 1)
+                x = x.reshape(1, -1, 1, block)
+                y, x = (np.broadcast_to(a, np.broadcast_shapes(y.shape, x.shape)) for a in (y, x))
+                y, x = (a.reshape(-1, block * block) for a in (y, x))
+                radius = np.hypot(_signed_freq(y, height), _signed_freq(x, width)).mean(-1)
+                band = np.searchsorted(edges, radius, side="right") - 1
+                valid = (band >= 0) & (band < COHERENCE_BANDS)
+                columns[side, blocks] = np.where(valid, which * COHERENCE_BANDS + band, N_COHERENCE)
+        for side in columns:
+            totals += 0.5 * np.bincount(side, minlength=N_COHERENCE + 1)[:N_COHERENCE]
+        columns.setflags(write=False)
+        per_shift.append((n_block_rows, base, (which, partner, columns[0], columns[1])))
+    (rows_y, base_y, pair_y), (rows_x, base_x, pair_x), (_, _, pair_d) = per_shift
+    totals.setflags(write=False)
+    groups = ((rows_y, base_y, (pair_y,)), (rows_x, base_x, (pair_x, pair_d)))
+    return _CoherenceLayout(half, groups, totals)
+
+
 @spectra.shape_cache  # bounded by pixels: large plans do not pile up
 def coherence_plan(height: int, width: int) -> tuple[np.ndarray, int, int, np.ndarray]:
     """Frequency blocks, their half-rate partners and band weights for a shape.
@@ -207,6 +365,11 @@ def coherence_plan(height: int, width: int) -> tuple[np.ndarray, int, int, np.nd
     symmetry). The DC term points at the trailing zero (images are
     centred).
 
+    This is the explicit form, for the torch implementation and for
+    inspection (about 8 bytes per pixel); :func:`coherence_numpy` reads the
+    same blocks from a compact layout of a few numbers per row and column,
+    a chunk of blocks at a time.
+
     Returns
     -------
     index : ndarray of int32 (int64 past 2**30 bins), shape (K * COHERENCE_BLOCK ** 2,)
@@ -223,53 +386,38 @@ def coherence_plan(height: int, width: int) -> tuple[np.ndarray, int, int, np.nd
         pixel. Columns sum to 1, or are 0 for a band without blocks (tiny
         images).
     """
-    half = width // 2 + 1
-    n_bins = height * half
-    block = COHERENCE_BLOCK
-    edges = np.linspace(0.02, 0.5, COHERENCE_BANDS + 1)
-    edges[-1] += 1e-9  # include the Nyquist ring
-    shifts = ((height // 2, 0), (0, width // 2), (height // 2, width // 2))
-    # Base rectangles: the y shift pairs rows [0, H/2) with [H/2, H); the x
-    # and diagonal shifts pair column kx with W/2 - kx (after mirroring), so
-    # columns [0, W/4) hold every pair once.
-    regions = ((height // 2, half), (height, width // 4), (height, width // 4))
-    bases, partners, weights = [], [], []
-    for which, ((sy, sx), (rows, cols)) in enumerate(zip(shifts, regions, strict=True)):
-        rows, cols = rows // block * block, cols // block * block
-        ky, kx = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        # (rows, cols) -> (blocks, block * block), block-major
-        ky, kx = (
-            a.reshape(rows // block, block, cols // block, block)
-            .transpose(0, 2, 1, 3)
-            .reshape(-1, block * block)
-            for a in (ky, kx)
-        )
-        py, px = (ky + sy) % height, (kx + sx) % width
-        base = ky * half + kx
-        inside = px < half  # partner in the stored half plane: conj(F) part
-        mirror = ((-py) % height) * half + (-px) % width
-        partner = np.where(inside, n_bins + py * half + px, mirror)
-        base[base == 0] = 2 * n_bins  # the DC term reads the trailing zero
-        partner[(py == 0) & (px == 0)] = 2 * n_bins
-        radius_base = np.hypot(_signed_freq(ky, height), _signed_freq(kx, width)).mean(-1)
-        radius_partner = np.hypot(_signed_freq(py, height), _signed_freq(px, width)).mean(-1)
-        band_weights = np.zeros((len(base), N_COHERENCE))
-        for radius in (radius_base, radius_partner):
-            band = np.searchsorted(edges, radius, side="right") - 1
-            valid = (band >= 0) & (band < COHERENCE_BANDS)
-            band_weights[np.flatnonzero(valid), which * COHERENCE_BANDS + band[valid]] += 0.5
-        bases.append(base)
-        partners.append(partner)
-        weights.append(band_weights)
-    # The x and diagonal shifts share their base region.
-    index = np.concatenate([bases[0], bases[1], *partners], axis=None)
+    layout = _coherence_layout(height, width)
+    n_bins = height * layout.half
+    zero = 2 * n_bins
+
+    def conjugate(index: np.ndarray) -> np.ndarray:
+        return index + n_bins
+
+    def extended(sources: _Sources, n_block_rows: int) -> np.ndarray:
+        plane = np.arange(n_bins).reshape(height, layout.half)
+        # conj(F) is the second part, and the trailing zero the last value.
+        chunks = [
+            sources.read(plane, start, min(start + sources.step, n_block_rows), conjugate, zero)
+            for start in range(0, n_block_rows, max(1, sources.step))
+        ]
+        return np.concatenate(chunks, axis=None) if chunks else np.zeros(0, np.int64)
+
+    (rows_y, base_y, _), (rows_x, base_x, _) = layout.groups
+    parts = [extended(base_y, rows_y), extended(base_x, rows_x)]
+    parts += [extended(pair[1], rows) for rows, _, pairs in layout.groups for pair in pairs]
+    index = np.concatenate(parts, axis=None)
     if 2 * n_bins + 1 < 2**31:  # half the memory of int64, same gathers
         index = index.astype(np.int32)
-    weight = np.concatenate(weights)
+    pairs = [pair for _, _, group in layout.groups for pair in group]
+    weight = np.zeros((sum(len(pair[2]) for pair in pairs), N_COHERENCE))
+    for side in (2, 3):
+        columns = np.concatenate([pair[side] for pair in pairs])
+        valid = np.flatnonzero(columns < N_COHERENCE)
+        weight[valid, columns[valid]] += 0.5
     weight = weight / np.maximum(weight.sum(axis=0, keepdims=True), 1e-12)
     for array in (index, weight):
         array.setflags(write=False)
-    return index, len(bases[0]), len(bases[1]), weight
+    return index, len(pairs[0][2]), len(pairs[1][2]), weight
 
 
 def _signed_freq(index: np.ndarray, size: int) -> np.ndarray:
@@ -288,38 +436,46 @@ def _half_spectrum(images: np.ndarray) -> np.ndarray:
 def _coherence_from_spectrum(
     spectrum: np.ndarray, power: np.ndarray, shape: tuple[int, int]
 ) -> np.ndarray:
-    """Coherences from the half-plane spectrum, its power and the image shape."""
+    """Coherences from the half-plane spectrum, its power and the image shape.
+
+    Reads the blocks a chunk of block rows at a time (see
+    :class:`_CoherenceLayout`), so that the temporaries stay a few megabytes
+    whatever the image size.
+    """
     height, half = spectrum.shape[-2:]
     lead = spectrum.shape[:-2]
-    index, n_y, n_x, weights = coherence_plan(*shape)
-    n_bins = height * half
+    layout = _coherence_layout(*shape)
     block_size = COHERENCE_BLOCK**2
-    flat = spectrum.reshape(-1, n_bins)
+    flat = spectrum.reshape(-1, height, half)
     real_dtype = flat.real.dtype
     ones = np.ones(block_size, flat.dtype)
     ones_real = np.ones(2 * block_size, real_dtype)
-    values = np.empty(2 * n_bins + 1, flat.dtype)  # [F, conj(F), 0]
-    values[-1] = 0.0
-    ratio = np.empty((len(flat), n_y + 2 * n_x), real_dtype)
-    for row in range(len(flat)):  # 1-D gathers are several times faster than 2-D ones
-        values[:n_bins] = flat[row]
-        np.conjugate(flat[row], out=values[n_bins:-1])
-        gathered = values[index].reshape(-1, block_size)
+    eps = _COHERENCE_EPS * block_size
+
+    def block_power(values: np.ndarray) -> np.ndarray:
         # Block sums are products with ones (BLAS); a block's power is the
         # squared norm of its values seen as 2 * block_size reals.
-        as_real = gathered.view(real_dtype)
-        block_power = (as_real * as_real) @ ones_real
-        base_y, base_x = gathered[:n_y], gathered[n_y : n_y + n_x]
-        partner = gathered[n_y + n_x :]
-        cross_y = (base_y * partner[:n_y]) @ ones
-        cross_x = (base_x * partner[n_y:].reshape(2, n_x, block_size)) @ ones
-        power_base = block_power[: n_y + n_x]
-        power_base = np.concatenate([power_base, power_base[n_y:]])
-        denominator = np.sqrt(power_base * block_power[n_y + n_x :])
-        ratio[row, :n_y] = np.abs(cross_y)
-        ratio[row, n_y:] = np.abs(cross_x).ravel()
-        ratio[row] /= denominator + _COHERENCE_EPS * block_size
-    return (ratio @ weights.astype(ratio.dtype)).reshape(*lead, N_COHERENCE)
+        as_real = values.view(real_dtype)
+        return (as_real * as_real) @ ones_real
+
+    sums = np.zeros((len(flat), N_COHERENCE))
+    for image, total in zip(flat, sums, strict=True):
+        for n_block_rows, base, pairs in layout.groups:
+            n_block_cols = len(base.cols) // COHERENCE_BLOCK
+            step = max(1, base.step)
+            for start in range(0, n_block_rows, step):
+                stop = min(start + step, n_block_rows)
+                blocks = slice(start * n_block_cols, stop * n_block_cols)
+                base_values = base.read(image, start, stop)
+                base_power = block_power(base_values)
+                for _, partner, base_band, partner_band in pairs:
+                    partner_values = partner.read(image, start, stop)
+                    ratio = np.abs((base_values * partner_values) @ ones)
+                    ratio /= np.sqrt(base_power * block_power(partner_values)) + eps
+                    for band in (base_band[blocks], partner_band[blocks]):
+                        total += np.bincount(band, ratio, N_COHERENCE + 1)[:N_COHERENCE]
+    means = 0.5 * sums / np.maximum(layout.totals, 1e-12)  # band means of the blocks
+    return means.astype(real_dtype).reshape(*lead, N_COHERENCE)
 
 
 def coherence_numpy(images: np.ndarray) -> np.ndarray:
@@ -494,7 +650,8 @@ def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) 
         images = median_residual(images)
     if config.coherence:  # one transform for both: the same one power_spectrum computes
         spectrum = _half_spectrum(images)
-        power = spectrum.real**2 + spectrum.imag**2
+        power = spectrum.real**2
+        power += spectrum.imag**2  # in place: one temporary fewer
     else:
         power = spectra.power_spectrum(images)
     values = spectra.log_power(power) if config.scale == "log" else power

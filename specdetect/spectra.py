@@ -65,8 +65,9 @@ __all__ = [
 #: Added to the power before the logarithm so that zero power stays finite.
 LOG_EPS = 1e-10
 
-#: Per-shape plans (ring indexes, coherence blocks) take 10 to 30 bytes per
-#: pixel of their shape. They are cached for the last shapes seen while those
+#: Per-shape plans (ring indexes, coherence layouts) take about 1 byte per
+#: pixel of their shape (plus a megabyte or so for the coherence's chunk
+#: patterns). They are cached for the last shapes seen while those
 #: total at most this many pixels (the newest plan is always kept): a folder of
 #: thumbnails reuses dozens of plans, a folder of 24-megapixel photos of mixed
 #: sizes keeps one, instead of one per size.
@@ -74,7 +75,7 @@ PLAN_CACHE_PIXELS = 1 << 24
 #: Spectral values processed at a time by the plan builders and reductions,
 #: so that their float64 temporaries stay a few tens of megabytes whatever
 #: the image size.
-_CHUNK_BINS = 1 << 20
+_CHUNK_BINS = 1 << 18
 #: Coefficients whose magnitude is below this are not divided by.
 _TINY = 1e-12
 
@@ -274,12 +275,22 @@ def power_spectrum(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.float32:
         image = image.astype(np.float64)
     spectrum = scipy.fft.rfft2(image, norm="ortho", workers=1)
-    return spectrum.real**2 + spectrum.imag**2
+    power = spectrum.real**2
+    power += spectrum.imag**2  # in place: one temporary fewer
+    return power
 
 
 def log_power(power: np.ndarray, eps: float = LOG_EPS) -> np.ndarray:
-    """Power in decibels, ``10 * log10(power + eps)``; finite for zero power."""
-    return 10.0 * np.log10(power + eps)
+    """Power in decibels, ``10 * log10(power + eps)``; finite for zero power.
+
+    Computed in place on one new array (the values of ``10.0 * np.log10(power
+    + eps)``, without its two temporaries).
+    """
+    power = np.asarray(power)
+    decibels = np.add(power, eps, out=np.empty(power.shape, np.result_type(power, eps)))
+    np.log10(decibels, out=decibels)
+    decibels *= 10.0
+    return decibels
 
 
 def azimuthal_integral(values: np.ndarray, shape: tuple[int, int], drop_corners: bool = True):

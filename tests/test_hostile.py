@@ -493,3 +493,51 @@ def test_plans_of_large_shapes_do_not_pile_up(monkeypatch):
     other = spectra.ring_index(100, 130)
     assert spectra.ring_index(100, 130) is other
     assert spectra.ring_index(120, 100) is not large
+
+
+def test_plans_are_compact():
+    """Plans hold a small integer per frequency at most, not full-size index arrays."""
+    from specdetect import features, spectra
+
+    height, width = 3000, 2000  # 6 Mpx: the old plans held 30 bytes per pixel
+    ring = spectra.ring_index(height, width)
+    assert ring.ring_map.dtype == np.uint16
+    assert ring.ring_map.shape == (height, width // 2 + 1)
+    layout = features._coherence_layout(height, width)
+    held = [layout.totals]
+    for _, base, pairs in layout.groups:
+        held += [base.pattern, base.flips, base.rows_in, base.cols]
+        for _, partner, base_band, partner_band in pairs:
+            held += [partner.pattern, partner.flips, partner.rows_in, partner.rows_out]
+            held += [partner.cols, base_band, partner_band]
+    assert base.pattern.dtype == np.int32
+    assert len(base.pattern) <= features._COHERENCE_CHUNK
+    assert sum(array.nbytes for array in held) < 8_000_000  # ~1 byte per pixel
+
+
+@pytest.mark.parametrize("shape", [(37, 50), (50, 37), (64, 64), (9, 130)])
+def test_chunked_plans_and_reductions_do_not_change_the_features(monkeypatch, shape):
+    """Tiny chunks (many of them, a partial last one) give the same plans and features."""
+    from specdetect import features, spectra
+
+    config = features.FeatureConfig(bins=16, coherence=True)
+    caches = (spectra.ring_index, features._coherence_layout, features.coherence_plan)
+    images = np.random.default_rng(12).random((2, *shape)) * 255
+    expected = features.features_numpy(images, config)
+    plan = features.coherence_plan(*shape)
+    power = spectra.power_spectrum(images)
+    rings = spectra.azimuthal_integral(power, shape, False)[0]
+    monkeypatch.setattr(spectra, "_CHUNK_BINS", 7)
+    monkeypatch.setattr(features, "_COHERENCE_CHUNK", 40)
+    try:
+        for cache in caches:
+            cache.cache_clear()
+        n_block_rows, base, _ = features._coherence_layout(*shape).groups[1]
+        assert 0 < base.step < n_block_rows  # several chunks
+        np.testing.assert_array_equal(features.coherence_plan(*shape)[0], plan[0])
+        np.testing.assert_array_equal(features.coherence_plan(*shape)[3], plan[3])
+        np.testing.assert_array_equal(spectra.azimuthal_integral(power, shape, False)[0], rings)
+        np.testing.assert_allclose(features.features_numpy(images, config), expected, rtol=1e-12)
+    finally:
+        for cache in caches:
+            cache.cache_clear()
