@@ -474,7 +474,7 @@ def markdown(results: dict, names: list[str]) -> str:
     for (size, condition), per_recipe in results.items():
         seen = {f for r in per_recipe.values() for f in r}
         controls = sorted(f for f in seen if f.startswith(CONTROL_PREFIX))
-        extra = sorted(f for f in seen if f.startswith("real"))
+        extra = sorted(f for f in seen if f.startswith("real ("))
         rows = sorted(seen - set(controls) - set(extra))
         lines += [
             f"#### {size} px, {condition}",
