@@ -129,7 +129,7 @@ def plateaued(records: list[dict], patience: int, min_delta: float, key: str) ->
 def train_variant(name: str, args, deadline: float | None) -> str:
     """Train (or extend) one run in chunks; returns why it stopped."""
     arch, upsample = VARIANTS[name]
-    run = args.runs / f"{name}_ngf{args.ngf}"
+    run = args.runs / f"{name}_ngf{args.ngf}{args.tag}"
     command = [
         str(Path(sys.executable).parent / "specdetect"),
         "gan-train",
@@ -324,6 +324,7 @@ def main(argv=None) -> int:
     train.add_argument("--ngf", type=int, default=64)
     train.add_argument("--ndf", type=int, default=64)
     train.add_argument("--batch", type=int, default=64)
+    train.add_argument("--tag", default="", help="run-name suffix, e.g. _b16")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu")
     train.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of gan-train")
