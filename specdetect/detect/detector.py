@@ -11,8 +11,11 @@ Methods
     Standardized features, L2 logistic regression.
 ``kmeans``
     Standardized features, k-means with two clusters (unsupervised). The
-    probability of fake is ``d_real / (d_real + d_fake)`` with ``d`` the
-    distances to the two centres, so 0.5 is the k-means boundary.
+    probability of fake is ``d_real / (d_real + radius_)``, with ``d_real``
+    the distance to the real-like centre and ``radius_`` a quantile of the
+    real-like cluster's own distances (see "The k-means score and threshold"
+    below); with ``kmeans_quantile=None`` it is ``d_real / (d_real + d_fake)``,
+    so that 0.5 is the k-means boundary.
 
 Naming the k-means clusters
 ---------------------------

@@ -6,7 +6,7 @@ scikit-learn pipeline for that means importing scikit-learn and skops, about
 2-core machine it competes with the decoders. A :class:`Scorer` holds the few
 arrays the fitted pipeline actually uses (the scaler's mean and scale, then
 the support vectors, dual coefficients and Platt sigmoid of the SVM, the
-logistic regression's weights, or the k-means centres) and evaluates the same
+logistic regression's weights, or the k-means centres and radius) and evaluates the same
 formulas with NumPy. :func:`specdetect.detect.model_io.save_model` stores
 these arrays in the model file beside the estimator, and
 :func:`specdetect.detect.model_io.load_scorer` reads them back without
