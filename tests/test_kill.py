@@ -125,10 +125,27 @@ def n_lines(path) -> int:
         return 0
 
 
+def default_stop_signals() -> None:
+    """Give the child the default SIGINT and SIGTERM dispositions.
+
+    A background job of a non-interactive shell (``.ci/run &``) starts with
+    SIGINT ignored, and the scan, like any program, keeps an ignored signal
+    ignored: these tests are about a scan that can be stopped.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def start_and_wait_for_first_shard(cmd, stderr) -> tuple[subprocess.Popen, dict[int, str]]:
     """Start a scan; return once a shard is on disk and the next shard's workers run."""
     results = cmd[cmd.index("--resume") + 1]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        start_new_session=True,
+        preexec_fn=default_stop_signals,
+    )
     workers: dict[int, str] = {}
 
     def ready() -> bool:
