@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import islice
@@ -203,7 +203,7 @@ def _run_tasks(job: _Job, tasks: Iterator[list[str]], workers: int):
     try:
         window: deque = deque()  # (task, future)
         for task in islice(tasks, 4 * workers):
-            window.append((task, pool.submit(job, task)))
+            window.append((task, _submit(pool, job, task)))
         while window:
             task, future = window.popleft()
             try:
@@ -214,12 +214,27 @@ def _run_tasks(job: _Job, tasks: Iterator[list[str]], workers: int):
                 # that kills a worker fails, then resubmit the rest of the window.
                 pool.shutdown(wait=True, cancel_futures=True)
                 done, pool = _isolate(job, task, workers)
-                window = deque((t, pool.submit(job, t)) for t, _ in window)
+                window = deque((t, _submit(pool, job, t)) for t, _ in window)
             for task in islice(tasks, 1):
-                window.append((task, pool.submit(job, task)))
+                window.append((task, _submit(pool, job, task)))
             yield done
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: Executor, job: _Job, task: list[str]) -> Future:
+    """``pool.submit``, with a pool that broke meanwhile giving a failed future.
+
+    A worker can die while the caller is busy with earlier results; submitting
+    to the broken pool then raises at once. As a failed future it reaches the
+    ``future.result()`` above, which isolates the input that killed the worker.
+    """
+    try:
+        return pool.submit(job, task)
+    except BrokenProcessPool as exc:
+        failed: Future = Future()
+        failed.set_exception(exc)
+        return failed
 
 
 def _isolate(job: _Job, task: list[str], workers: int) -> tuple[list[FeatureResult], Executor]:

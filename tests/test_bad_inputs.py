@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -93,15 +94,20 @@ def test_features_walking_the_folder(corpus, tmp_path):
         assert sorted(saved["paths"]) == expected
 
 
-def test_worker_crash_loses_only_its_input(tmp_path, monkeypatch):
-    """A decoder that kills its process fails that one input, not the run."""
+@pytest.mark.parametrize("reader_pause", [0.0, 0.2], ids=["fast-reader", "slow-reader"])
+def test_worker_crash_loses_only_its_input(tmp_path, monkeypatch, reader_pause):
+    """A decoder that kills its process fails that one input, not the run.
+
+    With a slow reader the pool is already broken when the next task is
+    submitted, which must be isolated like a crash seen in a result.
+    """
     from badcorpus import encode, textured
 
     from specdetect import pipeline
     from specdetect.features import FeatureConfig
 
     paths = []
-    for i in range(13):
+    for i in range(30):  # more tasks than the pool's window of 4 * workers
         name = "crash.png" if i == 5 else f"ok-{i:02d}.png"
         (tmp_path / name).write_bytes(encode(textured(24, seed=i), "PNG"))
         paths.append(str(tmp_path / name))
@@ -116,9 +122,12 @@ def test_worker_crash_loses_only_its_input(tmp_path, monkeypatch):
 
     # The pool forks, so its workers see the patched reader.
     monkeypatch.setattr(pipeline, "read_luma", crashing_read)
-    results = list(
-        pipeline.extract_features(paths, FeatureConfig(), workers=2, device="cpu", task_size=2)
-    )
+    results = []
+    for result in pipeline.extract_features(
+        paths, FeatureConfig(), workers=2, device="cpu", task_size=2
+    ):
+        results.append(result)
+        time.sleep(reader_pause)  # scoring, writing, fsync: the workers run ahead
     assert [r.path for r in results] == paths
     failed = [r for r in results if not r.ok]
     assert [r.path for r in failed] == [paths[5]]
