@@ -329,6 +329,14 @@ def test_a_refused_model_stops_the_scan_with_one_line(tmp_path):
     assert len(errors) == 1 and "not a plain file name" in errors[0]
 
 
+def test_a_bad_model_budget_is_a_usage_error_not_a_crash(monkeypatch):
+    monkeypatch.setenv("SPECDETECT_MAX_MODEL_BYTES", "abc")
+    result = _scan(SAMPLE)
+    assert result.exit_code == 2  # never 1, which means "flagged"
+    assert "SPECDETECT_MAX_MODEL_BYTES must be a whole number of bytes, got 'abc'" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_the_shipped_model_passes_the_audit():
     data = audit_archive(SHIPPED)
     assert data == SHIPPED.read_bytes()

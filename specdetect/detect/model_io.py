@@ -344,7 +344,14 @@ def read_feature_config(path: str | os.PathLike):
 def max_model_bytes() -> int:
     """The model budget in force: SPECDETECT_MAX_MODEL_BYTES if set, else the default."""
     value = os.environ.get("SPECDETECT_MAX_MODEL_BYTES")
-    return int(value) if value else DEFAULT_MAX_MODEL_BYTES
+    if not value:
+        return DEFAULT_MAX_MODEL_BYTES
+    try:
+        return int(value)
+    except ValueError:  # a usage error (exit 2), not a crash that reads as "flagged"
+        raise ModelError(
+            f"SPECDETECT_MAX_MODEL_BYTES must be a whole number of bytes, got {value!r}"
+        ) from None
 
 
 def audit_archive(path: str | os.PathLike) -> bytes:
