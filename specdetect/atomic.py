@@ -171,6 +171,24 @@ def _direct(fd: int, target: str, mode: str) -> Iterator[IO]:
         raise _output_error(target, exc) from None
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it.
+
+    ``os.umask`` can only be read by setting it, which for a moment would give
+    files other threads create (model loading, Dask) a umask of 0.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0)  # elsewhere: set and restore at once
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def _replace(real: str, target: str, mode: str, info: os.stat_result | None) -> Iterator[IO]:
     """Write a temporary file beside ``real`` and rename it over ``real`` on success."""
@@ -186,9 +204,7 @@ def _replace(real: str, target: str, mode: str, info: os.stat_result | None) -> 
             permissions = stat.S_IMODE(info.st_mode)  # keep the replaced file's mode
         else:
             # mkstemp makes the file private (0600): give it what open() would.
-            umask = os.umask(0)
-            os.umask(umask)
-            permissions = 0o666 & ~umask
+            permissions = 0o666 & ~_current_umask()
         os.chmod(tmp, permissions)
         handle = _wrap(_OutputFile(fd, target), mode)
         yield handle

@@ -549,3 +549,13 @@ def test_chunked_plans_and_reductions_do_not_change_the_features(monkeypatch, sh
     finally:
         for cache in caches:
             cache.cache_clear()
+
+
+def test_a_new_report_gets_the_permissions_open_would_give(tmp_path: Path):
+    old = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "report.json", "w") as handle:
+            handle.write("{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "report.json").st_mode) == 0o640
