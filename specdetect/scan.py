@@ -168,8 +168,10 @@ def scan(
     RuntimeError
         ``device="cuda"`` without a CUDA device.
     specdetect.detect.ModelError, BackendError, ResumeError
-        While iterating: an unusable model file, a cluster that cannot be
-        reached, a result file in use (see :func:`is_setup_error`).
+        At the call, a model file given by path that cannot be used; while
+        iterating, a model read ahead in the background that turns out
+        unusable, a cluster that cannot be reached, a result file in use
+        (see :func:`is_setup_error`).
 
     Examples
     --------
