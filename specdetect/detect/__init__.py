@@ -7,7 +7,6 @@ Names are imported on first use (PEP 562), so that reaching for
 from __future__ import annotations
 
 from importlib import import_module
-from pathlib import Path
 from typing import Any
 
 __all__ = ["Detector", "ModelError", "default_model_path", "load_model", "save_model"]
@@ -15,19 +14,10 @@ __all__ = ["Detector", "ModelError", "default_model_path", "load_model", "save_m
 _HOMES = {
     "Detector": "specdetect.detect.detector",
     "ModelError": "specdetect.detect.model_io",
+    "default_model_path": "specdetect.detect.model_io",
     "load_model": "specdetect.detect.model_io",
     "save_model": "specdetect.detect.model_io",
 }
-
-
-def default_model_path() -> Path:
-    """The shipped model, an absolute path with symbolic links resolved.
-
-    It is package data, ``specdetect/models/default.skops``, so an installed
-    package finds it wherever it runs from; in a checkout that file is a link
-    to ``models/default.skops``, which this returns.
-    """
-    return (Path(__file__).resolve().parents[1] / "models" / "default.skops").resolve()
 
 
 def __getattr__(name: str) -> Any:

@@ -96,10 +96,13 @@ class ModelError(Exception):
 
 
 def default_model_path() -> Path:
-    """The shipped model (package data): :func:`specdetect.detect.default_model_path`."""
-    from specdetect.detect import default_model_path as shipped
+    """The shipped model, an absolute path with symbolic links resolved.
 
-    return shipped()
+    It is package data, ``specdetect/models/default.skops``, so an installed
+    package finds it wherever it runs from; in a checkout that file is a link
+    to ``models/default.skops``, which this returns.
+    """
+    return (Path(__file__).resolve().parents[1] / "models" / "default.skops").resolve()
 
 
 def _skops_io():
