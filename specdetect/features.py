@@ -53,6 +53,12 @@ COHERENCE_BLOCK = 4  # side of the frequency blocks the coherence is averaged ov
 N_COHERENCE = 3 * COHERENCE_BANDS
 # Spectral values per part that the coherence reads at a time.
 _COHERENCE_CHUNK = 1 << 18
+# Half-plane bins up to which the coherence gathers every block of a batch at
+# once (:func:`_coherence_gather_plan`, about 12 bytes per pixel): a handful
+# of array operations per batch instead of a few dozen per image and chunk,
+# which were most of the coherence's cost on thumbnails. Larger images are
+# read a chunk of blocks at a time from the compact layout.
+_COHERENCE_GATHER_BINS = 1 << 16
 # Added to the coherence denominator, in power units of the orthonormal DFT
 # per bin: far below the noise floor of any 8-bit image (1/12 per bin), far
 # above the float32 rounding of a constant image's spectrum.
@@ -443,6 +449,8 @@ def _coherence_from_spectrum(
     whatever the image size.
     """
     height, half = spectrum.shape[-2:]
+    if height * half <= _COHERENCE_GATHER_BINS:
+        return _coherence_gathered(spectrum, shape)
     lead = spectrum.shape[:-2]
     layout = _coherence_layout(*shape)
     block_size = COHERENCE_BLOCK**2
@@ -475,6 +483,63 @@ def _coherence_from_spectrum(
                     for band in (base_band[blocks], partner_band[blocks]):
                         total += np.bincount(band, ratio, N_COHERENCE + 1)[:N_COHERENCE]
     means = 0.5 * sums / np.maximum(layout.totals, 1e-12)  # band means of the blocks
+    return means.astype(real_dtype).reshape(*lead, N_COHERENCE)
+
+
+@spectra.shape_cache(weight=16)  # ~12 bytes per pixel: held for 1/16 of the pixels
+def _coherence_gather_plan(height: int, width: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """:func:`coherence_plan` rearranged into pairs of blocks, for :func:`_coherence_gathered`.
+
+    Returns
+    -------
+    index : ndarray of int32, shape (2 * P * COHERENCE_BLOCK ** 2,)
+        Indices into the extended spectrum ``[F, conj(F), 0]``: the base
+        blocks of the ``P = n_y + 2 * n_x`` pairs (those of the y shift, of
+        the x shift and again of the x shift for the diagonal one), then
+        their partners in the same order.
+    n_pairs : int
+        ``P``.
+    weights : ndarray of float64, shape (P, N_COHERENCE)
+        The band weights of :func:`coherence_plan`.
+    """
+    index, n_y, n_x, weights = coherence_plan.__wrapped__(height, width)  # not cached twice
+    blocks = index.reshape(-1, COHERENCE_BLOCK**2)
+    n_base = n_y + n_x
+    pairs = np.concatenate([blocks[:n_base], blocks[n_y:n_base], blocks[n_base:]])
+    pairs = pairs.ravel().astype(np.int32)
+    pairs.setflags(write=False)
+    return pairs, n_base + n_x, weights
+
+
+def _coherence_gathered(spectrum: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """:func:`_coherence_from_spectrum` of small images: every block of the batch at once.
+
+    Gathers the block pairs of :func:`_coherence_gather_plan` from the
+    extended spectrum ``[F, conj(F), 0]`` of each image in one indexing
+    operation, then computes the block ratios (in the spectrum's precision,
+    as the chunked reduction does) and their band means for the whole batch.
+    """
+    height, half = spectrum.shape[-2:]
+    lead = spectrum.shape[:-2]
+    index, n_pairs, weights = _coherence_gather_plan(*shape)
+    block_size = COHERENCE_BLOCK**2
+    n_bins = height * half
+    flat = spectrum.reshape(-1, n_bins)
+    real_dtype = flat.real.dtype
+    extended = np.empty((len(flat), 2 * n_bins + 1), flat.dtype)
+    extended[:, :n_bins] = flat
+    np.conjugate(flat, out=extended[:, n_bins : 2 * n_bins])
+    extended[:, -1] = 0
+    gathered = np.take(extended, index, axis=1).reshape(len(flat), 2 * n_pairs, block_size)
+    # Block sums are products with ones (BLAS); a block's power is the
+    # squared norm of its values seen as 2 * block_size reals.
+    as_real = gathered.view(real_dtype)
+    block_power = (as_real * as_real) @ np.ones(2 * block_size, real_dtype)
+    cross = (gathered[:, :n_pairs] * gathered[:, n_pairs:]) @ np.ones(block_size, flat.dtype)
+    ratio = np.abs(cross)
+    denominator = np.sqrt(block_power[:, :n_pairs] * block_power[:, n_pairs:])
+    ratio /= denominator + _COHERENCE_EPS * block_size
+    means = ratio.astype(np.float64) @ weights
     return means.astype(real_dtype).reshape(*lead, N_COHERENCE)
 
 

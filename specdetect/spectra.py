@@ -146,13 +146,23 @@ class RingIndex:
         return self.weights[columns] / self.counts[self.rings]
 
 
-def shape_cache(function):
+def shape_cache(function=None, *, weight: int = 1):
     """Cache a per-shape plan ``function(height, width, ...)`` within :data:`PLAN_CACHE_PIXELS`.
 
     Like :func:`functools.lru_cache`, but bounded by the pixels of the cached
     shapes rather than by their number, so that plans for large images do not
     pile up. Thread-safe; the plans must not be modified by callers.
+
+    Parameters
+    ----------
+    function : callable
+    weight : int
+        Pixels each pixel of a cached shape counts for: about the bytes per
+        pixel of a plan that takes more than the usual one, so that such
+        plans are held for fewer shapes. Use as ``@shape_cache(weight=16)``.
     """
+    if function is None:
+        return functools.partial(shape_cache, weight=weight)
     cache: OrderedDict[tuple, tuple[int, object]] = OrderedDict()
     lock = threading.Lock()
 
@@ -163,7 +173,7 @@ def shape_cache(function):
                 cache.move_to_end(args)
                 return cache[args][1]
         value = function(*args)
-        pixels = int(args[0]) * int(args[1])
+        pixels = weight * int(args[0]) * int(args[1])
         with lock:
             cache[args] = (pixels, value)
             cache.move_to_end(args)

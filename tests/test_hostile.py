@@ -531,6 +531,8 @@ def test_chunked_plans_and_reductions_do_not_change_the_features(monkeypatch, sh
     config = features.FeatureConfig(bins=16, coherence=True)
     caches = (spectra.ring_index, features._coherence_layout, features.coherence_plan)
     images = np.random.default_rng(12).random((2, *shape)) * 255
+    # These shapes are small enough to be gathered whole: take the chunked path.
+    monkeypatch.setattr(features, "_COHERENCE_GATHER_BINS", 0)
     expected = features.features_numpy(images, config)
     plan = features.coherence_plan(*shape)
     power = spectra.power_spectrum(images)
@@ -559,3 +561,16 @@ def test_a_new_report_gets_the_permissions_open_would_give(tmp_path: Path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "report.json").st_mode) == 0o640
+
+
+def test_a_weighted_plan_cache_holds_fewer_shapes(monkeypatch):
+    """A plan that takes more bytes per pixel counts its pixels ``weight`` times."""
+    from specdetect import spectra
+
+    monkeypatch.setattr(spectra, "PLAN_CACHE_PIXELS", 200)
+    plain = spectra.shape_cache(lambda height, width: object())
+    heavy = spectra.shape_cache(weight=2)(lambda height, width: object())
+    first_plain, first_heavy = plain(10, 10), heavy(10, 10)
+    plain(9, 10), heavy(9, 10)  # 190 pixels: within the budget once, not twice
+    assert plain(10, 10) is first_plain
+    assert heavy(10, 10) is not first_heavy

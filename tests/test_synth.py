@@ -115,6 +115,41 @@ def test_coherence_numpy_and_torch_agree(shape):
     np.testing.assert_array_equal(expected[:, :8], plain)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (33, 48), (64, 64), (9, 130), (200, 130)])
+def test_gathered_coherence_of_small_images_equals_the_chunked_one(monkeypatch, shape, dtype):
+    """Small images gather all their blocks at once; the values are the chunked path's."""
+    from specdetect import features
+
+    rng = np.random.default_rng(10)
+    images = (rng.random((3, *shape)) * 255).astype(dtype)
+    images[1] = 0.0  # black: coherence 0
+    gathered = features.coherence_numpy(images)
+    one_by_one = np.stack([features.coherence_numpy(image) for image in images])
+    monkeypatch.setattr(features, "_COHERENCE_GATHER_BINS", -1)
+    chunked = features.coherence_numpy(images)
+    assert gathered.dtype == chunked.dtype == dtype
+    tolerance = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(gathered, chunked, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(one_by_one, chunked, rtol=0, atol=tolerance)
+    np.testing.assert_array_equal(gathered[1], 0.0)
+
+
+def test_small_images_do_not_read_the_chunked_layout(monkeypatch):
+    """Thumbnails take the gathered path (the chunked one is slow per image)."""
+    from specdetect import features
+
+    def refuse(*args):
+        raise AssertionError("the chunked layout was read")
+
+    monkeypatch.setattr(features, "_coherence_layout", refuse)
+    images = np.random.default_rng(11).random((2, 64, 64)).astype(np.float32)
+    assert features.coherence_numpy(images).shape == (2, features.N_COHERENCE)
+    monkeypatch.setattr(features, "_COHERENCE_GATHER_BINS", 0)
+    with pytest.raises(AssertionError, match="chunked layout"):
+        features.coherence_numpy(images)
+
+
 def test_coherence_is_block_averaged_half_band_coherence():
     """Check the fast block/Hermitian formulation against the definition on the full plane."""
     from specdetect.features import (
