@@ -54,7 +54,7 @@ import numpy as np
 
 from specdetect.distributed import DEFAULT_SHARD_SIZE
 from specdetect.featurize import check_backend, list_inputs
-from specdetect.pipeline import FeatureResult, extract_features, resolve_device
+from specdetect.pipeline import FeatureResult, extract_features, one_blas_thread, resolve_device
 
 __all__ = [
     "BATCH_ROWS",
@@ -607,6 +607,9 @@ def fake_scores(detector: DetectorLike, rows: np.ndarray, block: int = BATCH_ROW
     of rows in the call (2e-15 with logistic regression). Shards, resumed runs
     and local batches group rows differently; scoring in blocks of exactly
     ``block`` rows (the last padded with zero rows) makes them bit-identical.
+
+    BLAS runs on one thread here (:func:`specdetect.pipeline.one_blas_thread`):
+    the scoring runs beside the decoding processes, which take every core.
     """
     parts = []
     for start in range(0, len(rows), block):
@@ -614,7 +617,9 @@ def fake_scores(detector: DetectorLike, rows: np.ndarray, block: int = BATCH_ROW
         n = len(chunk)
         if n < block:
             chunk = np.concatenate([chunk, np.zeros((block - n, rows.shape[1]))])
-        parts.append(np.asarray(detector.predict_proba(chunk), dtype=np.float64)[:n, 1])
+        with one_blas_thread():
+            proba = detector.predict_proba(chunk)
+        parts.append(np.asarray(proba, dtype=np.float64)[:n, 1])
     return np.concatenate(parts) if parts else np.zeros(0)
 
 

@@ -394,3 +394,46 @@ def test_the_scan_never_climbs_back_into_the_command_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def _blas_threads() -> set[int]:
+    import threadpoolctl
+
+    return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+
+class _ThreadRecordingDetector(BrightnessDetector):
+    """Records the BLAS thread counts it is called with."""
+
+    def predict_proba(self, X):
+        self.threads = _blas_threads()
+        return super().predict_proba(X)
+
+
+def test_scoring_runs_blas_on_one_thread_and_restores_it():
+    """Scoring beside busy decoders: extra BLAS threads would only contend for the cores."""
+    pytest.importorskip("threadpoolctl")
+    from specdetect.pipeline import one_blas_thread
+    from specdetect.scan import fake_scores
+
+    before = _blas_threads()
+    assert before  # NumPy's BLAS is seen
+    with one_blas_thread():
+        assert _blas_threads() == {1}
+    assert _blas_threads() == before
+    detector = _ThreadRecordingDetector()
+    fake_scores(detector, np.zeros((3, 16)))
+    assert detector.threads == {1}
+    assert _blas_threads() == before
+
+
+def test_decoding_workers_run_blas_on_one_thread():
+    """The workers' BLAS was loaded before the fork: the variables alone do not limit it."""
+    pytest.importorskip("threadpoolctl")
+    from specdetect.pipeline import _make_pool
+
+    pool = _make_pool(1)
+    try:
+        assert pool.submit(_blas_threads).result() == {1}
+    finally:
+        pool.shutdown()
