@@ -539,7 +539,8 @@ def _coherence_gathered(spectrum: np.ndarray, shape: tuple[int, int]) -> np.ndar
     ratio = np.abs(cross)
     denominator = np.sqrt(block_power[:, :n_pairs] * block_power[:, n_pairs:])
     ratio /= denominator + _COHERENCE_EPS * block_size
-    means = ratio.astype(np.float64) @ weights
+    # One product per image (see spectra.resample_spectrum): the same bits alone or in a batch.
+    means = np.matmul(ratio.astype(np.float64)[:, None, :], weights)[:, 0]
     return means.astype(real_dtype).reshape(*lead, N_COHERENCE)
 
 
@@ -731,7 +732,10 @@ def features_numpy(images: np.ndarray, config: FeatureConfig = FeatureConfig()) 
         decibels = values if config.scale == "log" else spectra.log_power(power)
         flat = decibels.reshape(*decibels.shape[:-2], -1)
         peak, ring = harmonic_index(*shape)
-        contrast = flat[..., peak].mean(-1) - flat[..., ring].mean(-1)
+        # Contiguous copies: the gather of a batch comes out batch-minor, and a
+        # mean over that layout adds in another order than over one image's.
+        peak_db, ring_db = (np.ascontiguousarray(flat[..., i]) for i in (peak, ring))
+        contrast = peak_db.mean(-1) - ring_db.mean(-1)
         # Decibels are large numbers; a tenth keeps them near the spectrum's scale.
         out = np.concatenate([out, 0.1 * contrast.astype(out.dtype)], axis=-1)
     if config.coherence:

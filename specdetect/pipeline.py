@@ -6,7 +6,10 @@ results stream back in input order.
 
 * ``engine="numpy"`` (the CPU default): each worker decodes and computes the
   feature vector with SciPy's single-threaded FFT; only the small vectors
-  travel back.
+  travel back. The small images of a task (up to :data:`GROUP_PIXELS`) are
+  featurized together, one call per shape: the same bits as one by one
+  (:func:`specdetect.features.features_numpy` computes each image of a batch
+  as it would alone), at a fraction of the per-call cost of a thumbnail.
 * ``engine="torch"`` (CUDA, or forced on CPU for testing): workers only
   decode; the parent groups images of equal shape into batches and runs
   :func:`specdetect.features.features_torch` on the device.
@@ -159,6 +162,12 @@ def extract_features(
 # --------------------------------------------------------------------------
 # Work done in the pool
 # --------------------------------------------------------------------------
+#: Images of at most this many pixels are featurized together with the other
+#: images of their task that have their shape (a few hundred kilobytes each);
+#: larger ones, and videos, one at a time as they are decoded.
+GROUP_PIXELS = 1 << 16
+
+
 @dataclass(frozen=True)
 class _Job:
     config: FeatureConfig
@@ -167,9 +176,28 @@ class _Job:
     max_pixels: int | None
 
     def __call__(self, paths: list[str]) -> list[FeatureResult]:
-        return [self.one(path) for path in paths]
+        results = [self.decode(path) for path in paths] if self.decode_only else []
+        if self.decode_only:
+            return results
+        groups: dict[tuple[int, ...], list[FeatureResult]] = {}
+        for path in paths:
+            result = self.decode(path)
+            results.append(result)
+            if not result.ok:
+                continue
+            stack = result.features
+            if result.kind == "image" and stack[0].size <= GROUP_PIXELS:
+                groups.setdefault(stack.shape, []).append(result)
+            else:  # computed now: only small decoded images are held
+                result.features = features_numpy(stack, self.config)
+        for group in groups.values():
+            rows = features_numpy(np.concatenate([r.features for r in group]), self.config)
+            for result, row in zip(group, rows, strict=True):
+                result.features = row[None]
+        return results
 
-    def one(self, path: str) -> FeatureResult:
+    def decode(self, path: str) -> FeatureResult:
+        """The decoded luma stack of ``path`` in ``features`` (one frame for an image)."""
         is_video = self.frames > 0 and has_extension(path, VIDEO_EXTENSIONS)
         kind = "video" if is_video else "image"
         try:
@@ -180,9 +208,7 @@ class _Job:
             else:
                 stack, indices = read_luma(path, self.max_pixels)[None], []
             _check_size(path, stack)
-            if self.decode_only:
-                return FeatureResult(path, kind, stack, None, indices)
-            return FeatureResult(path, kind, features_numpy(stack, self.config), None, indices)
+            return FeatureResult(path, kind, stack, None, indices)
         except MediaError as exc:
             return FeatureResult(path, kind, None, str(exc))
 

@@ -361,9 +361,12 @@ def resample_spectrum(spectrum: np.ndarray, radii: np.ndarray, bins: int) -> np.
     """
     if bins < 2:
         raise ValueError(f"bins must be at least 2, got {bins}")
-    return np.asarray(spectrum) @ resample_matrix(tuple(map(float, radii)), bins).astype(
-        spectrum.dtype, copy=False
-    )
+    spectrum = np.asarray(spectrum)
+    matrix = resample_matrix(tuple(map(float, radii)), bins).astype(spectrum.dtype, copy=False)
+    # One product per spectrum (a stack of 1-row matrices), so that a spectrum
+    # gets the same bits alone as in a batch: BLAS computes a many-row product
+    # with other kernels than a one-row one.
+    return np.matmul(spectrum[..., None, :], matrix)[..., 0, :]
 
 
 def normalize_spectrum(spectrum: np.ndarray, norm: Norm = "first") -> np.ndarray:
