@@ -176,9 +176,9 @@ class _Job:
     max_pixels: int | None
 
     def __call__(self, paths: list[str]) -> list[FeatureResult]:
-        results = [self.decode(path) for path in paths] if self.decode_only else []
         if self.decode_only:
-            return results
+            return [self.decode(path) for path in paths]
+        results = []
         groups: dict[tuple[int, ...], list[FeatureResult]] = {}
         for path in paths:
             result = self.decode(path)
