@@ -17,11 +17,19 @@ need care:
   callbacks print "Exception ignored" and carry on): the stop would be lost
   and the command would run to its end, so such an :class:`Interrupted` is
   delivered again, at the next opportunity.
+
+A forked child (a pool worker) inherits the handler until it sets its own,
+and with it the parent's state: inside :func:`deferred_stop` it would hold a
+stop signal back for good and live on, and a pool that waits for its workers
+would wait forever. So in any process but the one that installed it, the
+handler gives the signal its default action: the child ends as if it had
+never had the handler.
 """
 
 from __future__ import annotations
 
 import _thread
+import os
 import signal
 import sys
 import threading
@@ -55,6 +63,7 @@ _REDELIVERY_DELAY = 0.01
 _received: list[int] = []  # every stop signal handled, in order
 _depth = 0  # nesting of deferred_stop blocks in the main thread
 _held: int | None = None  # a signal that arrived inside one, not raised yet
+_owner_pid: int | None = None  # the process that installed the handler
 
 
 def raise_on_stop_signals() -> Callable[[], None]:
@@ -64,6 +73,8 @@ def raise_on_stop_signals() -> Callable[[], None]:
     (``nohup``, a background job of a shell script) stays ignored, as Python
     itself does for SIGINT.
     """
+    global _owner_pid
+    _owner_pid = os.getpid()
     previous: dict[int, Any] = {}
     for signum in STOP_SIGNALS:
         handler = signal.getsignal(signum)
@@ -124,6 +135,10 @@ def deferred_stop() -> Iterator[None]:
 
 def _on_stop_signal(signum: int, frame: Any) -> None:
     global _held
+    if os.getpid() != _owner_pid:  # a forked child that has not set its own handler yet
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     _received.append(signum)
     if _depth > 0:
         if _held is None:

@@ -420,3 +420,35 @@ def test_stop_signal_is_raised_after_a_deferred_block_or_a_dropping_spot(mode, f
     )
     assert proc.stdout.splitlines() == [first_line, "interrupted by SIGTERM"], proc.stderr
     assert "Exception ignored" not in proc.stderr
+
+
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from specdetect._signals import Interrupted, deferred_stop, raise_on_stop_signals
+
+    raise_on_stop_signals()
+    with deferred_stop():  # as a pool's submit forks its workers
+        pid = os.fork()
+        if pid == 0:  # a worker before its initializer: it still has our handler
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.5)
+                os._exit(0)  # lived on: it held the signal back
+            except BaseException:
+                os._exit(1)  # raised in the child
+    _, status = os.waitpid(pid, 0)
+    print(os.WTERMSIG(status) if os.WIFSIGNALED(status) else -os.WEXITSTATUS(status))
+    """
+)
+
+
+def test_forked_child_gets_the_default_action_of_a_stop_signal():
+    # A group SIGTERM, or the pool's own terminate(), that lands in a worker
+    # between fork and its initializer once made the worker hold the signal
+    # back (it inherited the parent's deferred_stop depth) and live on, and
+    # the parent then waited for it forever.
+    proc = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert proc.stdout.split() == [str(int(signal.SIGTERM))], proc.stderr
